@@ -1,0 +1,92 @@
+"""Orbax checkpoints of a training workdir: state, config and task, one per epoch.
+
+The training state is saved as a plain state dict (``flax.serialization``), so a
+restore can be checked leaf by leaf against the state the current config builds
+before anything is loaded into it.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import orbax.checkpoint as ocp
+from flax import serialization
+
+from digits_jax.errors import DigitsJaxError
+from digits_jax.surgery import first_mismatch
+
+CHECKPOINT_SUBDIR = "checkpoints"
+
+# Orbax logs every save at INFO level; a progress bar is enough.
+logging.getLogger("absl").setLevel(logging.WARNING)
+
+
+class CheckpointError(DigitsJaxError):
+    """A workdir's checkpoints are missing or do not fit."""
+
+
+class Checkpoints:
+    """The checkpoints of one workdir, keyed by epoch."""
+
+    def __init__(self, workdir: str | Path, keep: int = 3, create: bool = True):
+        self.directory = Path(workdir).resolve() / CHECKPOINT_SUBDIR
+        if not create and not self.directory.is_dir():
+            raise CheckpointError(f"no checkpoints in {Path(workdir)} (train there first)")
+        options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=create)
+        self.manager = ocp.CheckpointManager(self.directory, options=options)
+
+    def latest_epoch(self) -> int | None:
+        return self.manager.latest_step()
+
+    def save(self, epoch: int, state: Any, meta: dict[str, Any]) -> None:
+        """Saves the state and its metadata (task, config) for ``epoch``; waits until written."""
+        args = ocp.args.Composite(
+            state=ocp.args.StandardSave(serialization.to_state_dict(state)),
+            meta=ocp.args.JsonSave(meta),
+        )
+        self.manager.save(epoch, args=args)
+        self.manager.wait_until_finished()
+
+    def _epoch(self, epoch: int | None) -> int:
+        epoch = self.latest_epoch() if epoch is None else epoch
+        if epoch is None:
+            raise CheckpointError(f"no checkpoint in {self.directory.parent}")
+        return epoch
+
+    def meta(self, epoch: int | None = None) -> dict[str, Any]:
+        """The metadata saved with a checkpoint (latest by default)."""
+        epoch = self._epoch(epoch)
+        restored = self.manager.restore(epoch, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+        return dict(restored["meta"])
+
+    def raw_state(self, epoch: int | None = None) -> dict[str, Any]:
+        """The saved state dict as arrays, without a target to check it against."""
+        epoch = self._epoch(epoch)
+        restored = self.manager.restore(
+            epoch, args=ocp.args.Composite(state=ocp.args.StandardRestore())
+        )
+        return restored["state"]
+
+    def restore(self, target: Any, epoch: int | None = None) -> Any:
+        """Restores into ``target``'s structure; refuses a checkpoint that does not fit it."""
+        raw = self.raw_state(epoch)
+        expected = serialization.to_state_dict(target)
+        problem = first_mismatch(_arrays(expected), _arrays(raw))
+        if problem:
+            raise CheckpointError(
+                f"the checkpoint in {self.directory.parent} does not fit this config ({problem})"
+            )
+        return serialization.from_state_dict(target, raw)
+
+    def close(self) -> None:
+        self.manager.close()
+
+
+def _arrays(tree: Any) -> Any:
+    """Drops empty containers, which a saved state dict does not keep."""
+    if isinstance(tree, dict):
+        kept = {k: _arrays(v) for k, v in tree.items()}
+        return {k: v for k, v in kept.items() if not (isinstance(v, dict) and not v)}
+    return tree

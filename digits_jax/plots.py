@@ -1,0 +1,69 @@
+"""Figures a user would rather look at than read: training curves, reconstructions."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+
+def _save(fig: Any, path: Path) -> None:
+    """Writes a figure atomically, so a reader never sees half a PNG."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def plot_curves(rows: Sequence[dict[str, float]], path: str | Path, title: str = "") -> None:
+    """Loss (train and test) and, when present, test accuracy per epoch."""
+    epochs = [r["epoch"] for r in rows]
+    has_accuracy = any("test_accuracy" in r for r in rows)
+    fig, axes = plt.subplots(1, 2 if has_accuracy else 1, figsize=(10 if has_accuracy else 5, 3.6))
+    axes = np.atleast_1d(axes)
+    for key, label in (("train_loss", "train"), ("test_loss", "test")):
+        if any(key in r for r in rows):
+            axes[0].plot(epochs, [r.get(key, np.nan) for r in rows], marker="o", label=label)
+    axes[0].set(xlabel="epoch", ylabel="loss", title="loss")
+    axes[0].set_yscale("log")
+    axes[0].legend()
+    if has_accuracy:
+        acc = [100 * r.get("test_accuracy", np.nan) for r in rows]
+        axes[1].plot(epochs, acc, marker="o", color="tab:green")
+        axes[1].set(xlabel="epoch", ylabel="%", title=f"test accuracy (last {acc[-1]:.2f}%)")
+        axes[1].grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    _save(fig, Path(path))
+
+
+def plot_reconstructions(
+    clean: np.ndarray, noisy: np.ndarray, reconstructed: np.ndarray, path: str | Path
+) -> None:
+    """A grid of test digits: clean, noisy input and the DAE's reconstruction, one row each."""
+    n = len(clean)
+    fig, axes = plt.subplots(3, n, figsize=(1.1 * n, 3.6))
+    for row, (images, label) in enumerate(
+        ((clean, "clean"), (noisy, "noisy"), (reconstructed, "reconstructed"))
+    ):
+        for col in range(n):
+            ax = axes[row, col]
+            ax.imshow(np.squeeze(images[col]), cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[row, 0].set_ylabel(label)
+    _save(fig, Path(path))

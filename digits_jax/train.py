@@ -1,0 +1,123 @@
+"""Classifier training: the encoder plus one dense layer, optionally grafted from a DAE.
+
+``train_step`` and ``eval_step`` are pure; :mod:`digits_jax.training_loop`
+compiles them into whole chunks of steps over device-resident MNIST.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+from flax.training import train_state
+
+from digits_jax import config_lib, surgery, training_loop
+from digits_jax.checkpoints import CheckpointError, Checkpoints
+from digits_jax.input_pipeline import DeviceSplit, load_device_split
+from digits_jax.models import Classifier
+
+
+def create_model(config: ml_collections.ConfigDict) -> Classifier:
+    return Classifier(conv_impl=config.conv_impl)
+
+
+def create_train_state(
+    rng: jax.Array,
+    config: ml_collections.ConfigDict,
+    steps_per_epoch: int,
+    encoder_from: Any | None = None,
+) -> train_state.TrainState:
+    """A fresh state; ``encoder_from`` (DAE parameters) is grafted into it when given."""
+    model = create_model(config)
+    params = training_loop.init_params(model, rng)
+    if encoder_from is not None:
+        params = surgery.graft_encoder(params, encoder_from)
+    tx = training_loop.create_optimizer(config, steps_per_epoch)
+    if config.freeze_encoder:
+        tx = surgery.freeze_encoder(tx)
+    return training_loop.new_state(model, params, tx)
+
+
+def cross_entropy(logits: jax.Array, labels: jax.Array, smoothing: float = 0.0) -> jax.Array:
+    """Softmax cross-entropy on logits (the softmax is applied once, here)."""
+    if not smoothing:
+        return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+    targets = optax.smooth_labels(jax.nn.one_hot(labels, logits.shape[-1]), smoothing)
+    return optax.softmax_cross_entropy(logits, targets)
+
+
+def make_train_step(label_smoothing: float = 0.0) -> training_loop.TrainStep:
+    def train_step(state, images, labels, rng):
+        """One optimizer step on the mean cross-entropy of a batch."""
+        del rng
+
+        def loss_fn(params):
+            logits = state.apply_fn({"params": params}, images)
+            return jnp.mean(cross_entropy(logits, labels, label_smoothing))
+
+        loss, grads = jax.value_and_grad(loss_fn)(state.params)
+        return state.apply_gradients(grads=grads), {"loss": loss}
+
+    return train_step
+
+
+train_step = make_train_step()
+
+
+def eval_step(state, images, labels, rng):
+    """Per-example loss and correctness."""
+    del rng
+    logits = state.apply_fn({"params": state.params}, images)
+    return {
+        "loss": cross_entropy(logits, labels),
+        "accuracy": (jnp.argmax(logits, -1) == labels).astype(jnp.float32),
+    }
+
+
+TASK = training_loop.Task("classifier", train_step, eval_step)
+_TASKS: dict[float, training_loop.Task] = {0.0: TASK}
+
+
+def task_for(config: ml_collections.ConfigDict) -> training_loop.Task:
+    """One Task per loss variant, so compiled steps are reused across calls."""
+    smoothing = float(config.label_smoothing)
+    if smoothing not in _TASKS:
+        _TASKS[smoothing] = training_loop.Task("classifier", make_train_step(smoothing), eval_step)
+    return _TASKS[smoothing]
+
+
+def load_dae_params(dae_workdir: str | Path) -> Any:
+    """The parameters of a DAE workdir's latest checkpoint; refuses other kinds of run."""
+    ckpts = Checkpoints(dae_workdir, create=False)
+    try:
+        task = ckpts.meta().get("task")
+        if task != "dae":
+            raise CheckpointError(f"--init-from {dae_workdir} holds a {task} run, not a DAE")
+        return ckpts.raw_state()["params"]
+    finally:
+        ckpts.close()
+
+
+def train_and_evaluate(
+    config: ml_collections.ConfigDict,
+    workdir: str | Path,
+    init_from: str | Path | None = None,
+    train: DeviceSplit | None = None,
+    test: DeviceSplit | None = None,
+) -> dict[str, Any]:
+    """Trains the classifier in ``workdir`` (resuming if possible); returns the last metrics."""
+    encoder_from = load_dae_params(init_from) if init_from else None
+    train = train or load_device_split("train", config.train_limit)
+    test = test or load_device_split("test", config.test_limit)
+    steps = training_loop.steps_per_epoch(config, train.size)
+    state = create_train_state(jax.random.PRNGKey(config.seed), config, steps, encoder_from)
+    meta = {
+        "config": config_lib.to_json(config),
+        "init_from": str(Path(init_from).resolve()) if init_from else None,
+    }
+    _, last = training_loop.run(task_for(config), state, config, workdir, train, test, meta)
+    return last

@@ -1,0 +1,82 @@
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from digits_jax import models
+
+
+def _init(module, x):
+    return module.init(jax.random.PRNGKey(0), x)["params"]
+
+
+@pytest.mark.parametrize("impl", ["xla", "unfold"])
+def test_shapes(impl):
+    x = jnp.zeros((3, 28, 28, 1))
+    enc = models.Encoder(conv_impl=impl)
+    assert enc.apply({"params": _init(enc, x)}, x).shape == (3, 4, 4, 32)
+    dae = models.DAE(conv_impl=impl)
+    out = dae.apply({"params": _init(dae, x)}, x)
+    assert out.shape == (3, 28, 28, 1)
+    assert float(out.min()) >= 0 and float(out.max()) <= 1
+    clf = models.Classifier(conv_impl=impl)
+    assert clf.apply({"params": _init(clf, x)}, x).shape == (3, 10)
+
+
+def test_dae_and_classifier_share_the_encoder_tree():
+    x = jnp.zeros((1, 28, 28, 1))
+    dae = _init(models.DAE(), x)
+    clf = _init(models.Classifier(), x)
+    shapes = lambda t: jax.tree.map(jnp.shape, t)  # noqa: E731
+    assert shapes(dae["encoder"]) == shapes(clf["encoder"])
+    assert set(clf) == {"encoder", "head"}
+    assert clf["head"]["kernel"].shape == (512, 10)
+
+
+def _compare(ref, fast, x):
+    params = ref.init(jax.random.PRNGKey(1), x)["params"]
+    params = jax.tree.map(
+        lambda p: p + 0.05 * jax.random.normal(jax.random.PRNGKey(2), p.shape), params
+    )
+    fast_params = fast.init(jax.random.PRNGKey(1), x)["params"]
+    assert jax.tree.map(jnp.shape, params) == jax.tree.map(jnp.shape, fast_params)
+
+    def loss(module):
+        return lambda p, x: jnp.sum(jnp.sin(module.apply({"params": p}, x)))
+
+    np.testing.assert_allclose(
+        ref.apply({"params": params}, x), fast.apply({"params": params}, x), atol=2e-5
+    )
+    g_ref = jax.grad(loss(ref), argnums=(0, 1))(params, x)
+    g_fast = jax.grad(loss(fast), argnums=(0, 1))(params, x)
+    for a, b in zip(jax.tree.leaves(g_ref), jax.tree.leaves(g_fast), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_unfold_conv_equals_flax_conv():
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, 12, 12, 3))
+    _compare(nn.Conv(7, (5, 5), padding="VALID"), models.UnfoldConv(7, (5, 5)), x)
+
+
+@pytest.mark.parametrize("features", [1, 6])
+def test_phase_conv_transpose_equals_flax(features):
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, 4, 4, 5))
+    ref = nn.ConvTranspose(features, (6, 6), (2, 2), padding="VALID")
+    _compare(ref, models.PhaseConvTranspose(features, (6, 6), (2, 2)), x)
+
+
+def test_whole_models_agree_across_conv_impls():
+    x = jax.random.uniform(jax.random.PRNGKey(0), (4, 28, 28, 1))
+    for cls in (models.DAE, models.Classifier):
+        params = _init(cls(conv_impl="xla"), x)
+        a = cls(conv_impl="xla").apply({"params": params}, x)
+        b = cls(conv_impl="unfold").apply({"params": params}, x)
+        np.testing.assert_allclose(a, b, atol=2e-5)
+
+
+def test_resolve_conv_impl():
+    assert models.resolve_conv_impl("xla") == "xla"
+    assert models.resolve_conv_impl("auto") in ("xla", "unfold")
+    with pytest.raises(ValueError, match="conv_impl"):
+        models.resolve_conv_impl("cudnn")
