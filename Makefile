@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 CLI := $(VENV)/bin/digits-jax
 STAMP := $(VENV)/.installed
 WORKDIRS ?= workdirs
+SAMPLE := digits_jax/assets/sample_page.jpg
 
 .PHONY: install demo test lint format clean
 
@@ -21,7 +22,10 @@ demo: $(STAMP)
 	$(CLI) pretrain --workdir $(WORKDIRS)/dae
 	$(CLI) train --workdir $(WORKDIRS)/classifier --init-from $(WORKDIRS)/dae
 	$(CLI) evaluate --workdir $(WORKDIRS)/classifier
-	@echo "figures: $(WORKDIRS)/dae/reconstructions.png $(WORKDIRS)/dae/curves.png $(WORKDIRS)/classifier/curves.png"
+	$(CLI) read $(SAMPLE) --model $(WORKDIRS)/classifier --annotate $(WORKDIRS)/sample_page_read.jpg
+	@echo "sample page truth: $$($(PY) -c 'import json,sys; print(json.load(open(sys.argv[1]))["text"])' $(SAMPLE:.jpg=.json))"
+	@echo "figures: $(WORKDIRS)/dae/reconstructions.png $(WORKDIRS)/dae/curves.png"
+	@echo "         $(WORKDIRS)/classifier/curves.png $(WORKDIRS)/sample_page_read.jpg"
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -1,6 +1,6 @@
 """Default DAE pretraining config (denoising, sigma 0.3).
 
-    digits-jax pretrain --workdir workdirs/dae --config configs/dae.py
+digits-jax pretrain --workdir workdirs/dae --config configs/dae.py
 """
 
 from digits_jax.config_lib import base_config

@@ -1,7 +1,7 @@
 """A tiny config for tests and smoke runs: a few hundred examples, seconds on a CPU.
 
-    digits-jax pretrain --workdir /tmp/tiny_dae --config configs/tiny.py
-    digits-jax train --workdir /tmp/tiny_clf --config configs/tiny.py --init-from /tmp/tiny_dae
+digits-jax pretrain --workdir /tmp/tiny_dae --config configs/tiny.py
+digits-jax train --workdir /tmp/tiny_clf --config configs/tiny.py --init-from /tmp/tiny_dae
 """
 
 from digits_jax.config_lib import base_config

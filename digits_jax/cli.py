@@ -13,9 +13,15 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
+
 from digits_jax.errors import DigitsJaxError
 
 DEFAULT_WORKDIRS = {"dae": Path("workdirs/dae"), "classifier": Path("workdirs/classifier")}
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+# Exit codes: 0 success (an empty page too), 1 internal error, 2 usage or model error,
+# 3 some input images could not be read (the others were).
+EXIT_BAD_IMAGE = 3
 
 
 def _add_data_flags(parser: argparse.ArgumentParser) -> None:
@@ -68,6 +74,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     _add_data_flags(p)
     p.set_defaults(run=cmd_evaluate)
+
+    model_help = f"a classifier workdir (default: {DEFAULT_WORKDIRS['classifier']}, from make demo)"
+    p = sub.add_parser("read", help="read the handwritten digits in photos, line by line")
+    p.add_argument("photos", nargs="+", type=Path, metavar="PHOTO")
+    p.add_argument("--model", type=Path, default=DEFAULT_WORKDIRS["classifier"], help=model_help)
+    p.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    p.add_argument(
+        "--annotate",
+        type=Path,
+        metavar="OUT",
+        help="draw boxes and digits (file, or folder for several photos)",
+    )
+    p.add_argument("--crops", type=Path, metavar="DIR", help="save the 28x28 crops as PNG")
+    p.add_argument("--min-confidence", type=float, default=0.0, metavar="P", help="print ? below P")
+    p.set_defaults(run=cmd_read)
+
+    p = sub.add_parser("extract", help="find the digits in a photo, without a model")
+    p.add_argument("photos", nargs="+", type=Path, metavar="PHOTO")
+    p.add_argument("--crops", type=Path, metavar="DIR", help="save the 28x28 crops as PNG")
+    p.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    p.set_defaults(run=cmd_extract)
+
+    p = sub.add_parser("classify", help="classify single-digit images (crops), one digit each")
+    p.add_argument("inputs", nargs="+", type=Path, metavar="IMAGE|DIR")
+    p.add_argument("--model", type=Path, default=DEFAULT_WORKDIRS["classifier"], help=model_help)
+    p.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    p.set_defaults(run=cmd_classify)
     return parser
 
 
@@ -79,6 +112,16 @@ def _apply_data_flags(args: argparse.Namespace) -> None:
         if not args.mnist_dir.is_dir():
             raise DigitsJaxError(f"--mnist-dir: no such folder: {args.mnist_dir}")
         os.environ["DIGITS_JAX_MNIST_DIR"] = str(args.mnist_dir)
+
+
+def _enable_compilation_cache() -> None:
+    """JAX's persistent compilation cache: a second ``read`` skips compiling."""
+    import jax
+
+    cache = Path(os.environ.get("DIGITS_JAX_CACHE_DIR", Path.home() / ".cache" / "digits-jax"))
+    jax.config.update("jax_compilation_cache_dir", str(cache / "jax"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 def _load_config(args: argparse.Namespace, task: str):
@@ -123,6 +166,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    _enable_compilation_cache()
     from digits_jax import inference
 
     result = inference.evaluate_workdir(args.workdir, split=args.split)
@@ -135,6 +179,129 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             f"(loss {result[f'{args.split}_loss']:.4f}, epoch {result['epoch']})"
         )
     return 0
+
+
+def _report_bad(path: str, message: str) -> None:
+    print(
+        f"digits-jax: error: {message}"
+        if path in message
+        else f"digits-jax: error: {path}: {message}",
+        file=sys.stderr,
+    )
+
+
+def _annotation_path(out: Path, photo: str, several: bool) -> Path:
+    return out / f"{Path(photo).stem}_read.jpg" if several else out
+
+
+def cmd_read(args: argparse.Namespace) -> int:
+    _enable_compilation_cache()
+    if not 0.0 <= args.min_confidence <= 1.0:
+        raise DigitsJaxError("--min-confidence must be between 0 and 1")
+    from digits_jax import annotate, inference, reading
+
+    classifier = inference.load_classifier(args.model)
+    results, pages = reading.read_pages(args.photos, classifier, args.min_confidence)
+    by_path = {page.path: page for page in pages}
+    several = len(args.photos) > 1
+    for result in results:
+        if result.error:
+            _report_bad(result.path, result.error)
+            continue
+        page = by_path[result.path]
+        if args.crops:
+            annotate.save_crops(Path(result.path).stem, page.lines, args.crops)
+        if args.annotate:
+            digits = [d for line in result.lines for d in line.digits]
+            drawn = annotate.draw_boxes(
+                page.image,
+                page.scale,
+                [d.box for d in digits],
+                [str(d.digit) for d in digits],
+                [d.confidence for d in digits],
+            )
+            annotate.write_image(_annotation_path(args.annotate, result.path, several), drawn)
+    if args.json:
+        print(json.dumps({"images": [r.to_json() for r in results]}))
+    else:
+        for result in results:
+            if result.error:
+                continue
+            if several:
+                print(f"== {result.path}")
+            for line in result.text_lines():
+                print(line)
+            if not result.lines:
+                print(f"digits-jax: no digits found in {result.path}", file=sys.stderr)
+    return EXIT_BAD_IMAGE if any(r.error for r in results) else 0
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    from digits_jax import annotate, reading
+
+    documents, failed = [], False
+    for photo in args.photos:
+        try:
+            page = reading.extract_page(photo)
+        except DigitsJaxError as error:
+            _report_bad(str(photo), str(error))
+            failed = True
+            continue
+        saved = annotate.save_crops(photo.stem, page.lines, args.crops) if args.crops else []
+        names = iter(str(p) for p in saved)
+        w, h = page.size
+        lines = [
+            [{"box": list(d.box), **({"crop": next(names)} if saved else {})} for d in line]
+            for line in page.lines
+        ]
+        documents.append({"path": str(photo), "width": w, "height": h, "lines": lines})
+        if not args.json:
+            counts = " ".join(str(len(line)) for line in page.lines) or "none"
+            print(
+                f"{photo}: {sum(map(len, page.lines))} digits in {len(page.lines)} lines ({counts})"
+            )
+    if args.json:
+        print(json.dumps({"images": documents}))
+    return EXIT_BAD_IMAGE if failed else 0
+
+
+def _image_files(inputs: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for item in inputs:
+        if item.is_dir():
+            found = sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise DigitsJaxError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {item}")
+            files.extend(found)
+        else:
+            files.append(item)
+    return files
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    _enable_compilation_cache()
+    from digits_jax import images, inference, mnist_format, reading
+
+    classifier = inference.load_classifier(args.model)
+    paths, crops, failed = [], [], False
+    for path in _image_files(args.inputs):
+        try:
+            crops.append(mnist_format.normalise_digit_image(images.load_image(path)))
+            paths.append(path)
+        except DigitsJaxError as error:
+            _report_bad(str(path), str(error))
+            failed = True
+    probs = reading.probabilities(classifier, np.stack(crops) if crops else np.zeros((0, 28, 28)))
+    rows = [
+        {"path": str(p), "digit": int(pr.argmax()), "confidence": round(float(pr.max()), 4)}
+        for p, pr in zip(paths, probs, strict=True)
+    ]
+    if args.json:
+        print(json.dumps({"images": rows}))
+    else:
+        for row in rows:
+            print(f"{row['path']}: {row['digit']} ({100 * row['confidence']:.1f}%)")
+    return EXIT_BAD_IMAGE if failed else 0
 
 
 def _split_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:

@@ -35,6 +35,9 @@ def base_config() -> ml_collections.ConfigDict:
     config.optimizer = "adam"  # "adam" (AdamW when weight_decay > 0) or "sgd" (momentum 0.9)
     config.weight_decay = 0.0  # decoupled, on kernels only
     config.label_smoothing = 0.0  # classifier only
+    config.dropout_rate = 0.0  # classifier only: on the 512 features before the dense layer
+    # Augmentation on the device (classifier only), see digits_jax.augment.
+    config.augment_shift = 0  # random translation, in pixels
     config.learning_rate = 2.5e-3
     config.lr_schedule = "cosine"  # "cosine" (with warmup), "step" (the original's) or "constant"
     config.warmup_epochs = 0.5
@@ -139,6 +142,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
         (config.noise_sigma >= 0, "noise_sigma must not be negative"),
         (config.weight_decay >= 0, "weight_decay must not be negative"),
         (0 <= config.label_smoothing < 1, "label_smoothing must be in [0, 1)"),
+        (0 <= config.dropout_rate < 1, "dropout_rate must be in [0, 1)"),
+        (0 <= config.augment_shift <= 8, "augment_shift must be in [0, 8]"),
         (config.optimizer in ("adam", "sgd"), "optimizer must be adam or sgd"),
         (
             config.lr_schedule in ("cosine", "step", "constant"),

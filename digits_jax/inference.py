@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from digits_jax import config_lib, input_pipeline, training_loop
+from digits_jax import config_lib, models
 from digits_jax.checkpoints import CheckpointError, Checkpoints
 from digits_jax.models import Classifier
 from digits_jax.surgery import first_mismatch
@@ -31,16 +31,22 @@ class LoadedClassifier:
     meta: dict[str, Any]
     workdir: Path
 
-    def logits(self, images: np.ndarray | jax.Array, batch_size: int = 1000) -> np.ndarray:
-        """Logits for float images (N, 28, 28) or (N, 28, 28, 1) in [0, 1], in batches."""
-        images = jnp.asarray(images, jnp.float32)
+    def logits(self, images: np.ndarray | jax.Array, batch_size: int = 512) -> np.ndarray:
+        """Logits for float images (N, 28, 28) or (N, 28, 28, 1) in [0, 1], in batches.
+
+        Batches are padded to a power of two (at least 32), so photos with
+        different digit counts reuse a few compiled shapes (and the disk cache).
+        """
+        images = np.asarray(images, np.float32)
         if images.ndim == 3:
             images = images[..., None]
-        out = [
-            _apply(self.model, self.params, images[i : i + batch_size])
-            for i in range(0, images.shape[0], batch_size)
-        ]
-        return np.concatenate([np.asarray(o) for o in out]) if out else np.zeros((0, 10))
+        out = []
+        for start in range(0, len(images), batch_size):
+            batch = images[start : start + batch_size]
+            padded = max(32, 1 << (len(batch) - 1).bit_length())
+            batch = np.pad(batch, ((0, padded - len(batch)), (0, 0), (0, 0), (0, 0)))
+            out.append(np.asarray(_apply(self.model, self.params, batch))[: len(images) - start])
+        return np.concatenate(out) if out else np.zeros((0, 10), np.float32)
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -63,7 +69,7 @@ def load_classifier(workdir: str | Path) -> LoadedClassifier:
         ckpts.close()
     config = config_lib.from_json(meta.get("config", {}))
     model = Classifier(conv_impl=config.conv_impl)
-    expected = training_loop.init_params(model, jax.random.PRNGKey(0))
+    expected = models.param_shapes(model)
     problem = first_mismatch(expected, params)
     if problem:
         raise CheckpointError(f"{workdir} is not this classifier's architecture ({problem})")
@@ -72,7 +78,7 @@ def load_classifier(workdir: str | Path) -> LoadedClassifier:
 
 def evaluate_workdir(workdir: str | Path, split: str = "test") -> dict[str, Any]:
     """Accuracy and loss of a workdir's latest classifier on a whole MNIST split."""
-    from digits_jax import train  # the task's eval_step
+    from digits_jax import input_pipeline, train, training_loop  # only evaluation needs them
 
     clf = load_classifier(workdir)
     data = input_pipeline.load_device_split(split)

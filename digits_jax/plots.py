@@ -1,4 +1,7 @@
-"""Figures a user would rather look at than read: training curves, reconstructions."""
+"""Figures a user would rather look at than read: training curves, reconstructions.
+
+matplotlib is imported on first use: reading a photo never pays for it.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +11,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def _save(fig: Any, path: Path) -> None:
     """Writes a figure atomically, so a reader never sees half a PNG."""
+    plt = _pyplot()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
     os.close(fd)
@@ -33,6 +42,7 @@ def plot_curves(rows: Sequence[dict[str, float]], path: str | Path, title: str =
     """Loss (train and test) and, when present, test accuracy per epoch."""
     epochs = [r["epoch"] for r in rows]
     has_accuracy = any("test_accuracy" in r for r in rows)
+    plt = _pyplot()
     fig, axes = plt.subplots(1, 2 if has_accuracy else 1, figsize=(10 if has_accuracy else 5, 3.6))
     axes = np.atleast_1d(axes)
     for key, label in (("train_loss", "train"), ("test_loss", "test")):
@@ -56,7 +66,7 @@ def plot_reconstructions(
 ) -> None:
     """A grid of test digits: clean, noisy input and the DAE's reconstruction, one row each."""
     n = len(clean)
-    fig, axes = plt.subplots(3, n, figsize=(1.1 * n, 3.6))
+    fig, axes = _pyplot().subplots(3, n, figsize=(1.1 * n, 3.6))
     for row, (images, label) in enumerate(
         ((clean, "clean"), (noisy, "noisy"), (reconstructed, "reconstructed"))
     ):

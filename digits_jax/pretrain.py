@@ -16,15 +16,14 @@ import ml_collections
 import numpy as np
 from flax.training import train_state
 
-from digits_jax import config_lib, input_pipeline, plots, training_loop
+from digits_jax import config_lib, input_pipeline, models, plots, training_loop
 from digits_jax.input_pipeline import DeviceSplit
-from digits_jax.models import DAE
 
 RECONSTRUCTIONS_FILE = "reconstructions.png"
 
 
-def create_model(config: ml_collections.ConfigDict) -> DAE:
-    return DAE(conv_impl=config.conv_impl)
+def create_model(config: ml_collections.ConfigDict) -> models.DAE:
+    return models.DAE(conv_impl=config.conv_impl)
 
 
 def add_noise(images: jax.Array, rng: jax.Array, sigma: float) -> jax.Array:
@@ -37,7 +36,7 @@ def create_train_state(
 ) -> train_state.TrainState:
     model = create_model(config)
     tx = training_loop.create_optimizer(config, steps_per_epoch)
-    return training_loop.new_state(model, training_loop.init_params(model, rng), tx)
+    return training_loop.new_state(model, models.init_params(model, rng), tx)
 
 
 def make_train_step(sigma: float) -> training_loop.TrainStep:

@@ -42,6 +42,13 @@ def _flat(tree: Any) -> dict[str, Any]:
     return out
 
 
+def _spec(leaf: Any) -> jax.ShapeDtypeStruct:
+    """Shape and dtype of an array, a Python scalar or an abstract array."""
+    if not hasattr(leaf, "shape") or not hasattr(leaf, "dtype"):
+        leaf = np.asarray(leaf)
+    return jax.ShapeDtypeStruct(tuple(leaf.shape), np.dtype(leaf.dtype))
+
+
 def first_mismatch(expected: Any, actual: Any, root: str = "") -> str | None:
     """Describes the first path where two parameter trees differ, or returns None."""
     want, got = _flat(expected), _flat(actual)
@@ -51,7 +58,7 @@ def first_mismatch(expected: Any, actual: Any, root: str = "") -> str | None:
             return f"{where}: missing in the donor"
         if path not in want:
             return f"{where}: unexpected in the donor"
-        a, b = np.asarray(want[path]), np.asarray(got[path])
+        a, b = _spec(want[path]), _spec(got[path])
         if a.shape != b.shape:
             return f"{where}: shape {b.shape} where {a.shape} is expected"
         if a.dtype != b.dtype:

@@ -15,14 +15,13 @@ import ml_collections
 import optax
 from flax.training import train_state
 
-from digits_jax import config_lib, surgery, training_loop
+from digits_jax import augment, config_lib, models, surgery, training_loop
 from digits_jax.checkpoints import CheckpointError, Checkpoints
 from digits_jax.input_pipeline import DeviceSplit, load_device_split
-from digits_jax.models import Classifier
 
 
-def create_model(config: ml_collections.ConfigDict) -> Classifier:
-    return Classifier(conv_impl=config.conv_impl)
+def create_model(config: ml_collections.ConfigDict) -> models.Classifier:
+    return models.Classifier(conv_impl=config.conv_impl, dropout_rate=config.dropout_rate)
 
 
 def create_train_state(
@@ -33,7 +32,7 @@ def create_train_state(
 ) -> train_state.TrainState:
     """A fresh state; ``encoder_from`` (DAE parameters) is grafted into it when given."""
     model = create_model(config)
-    params = training_loop.init_params(model, rng)
+    params = models.init_params(model, rng)
     if encoder_from is not None:
         params = surgery.graft_encoder(params, encoder_from)
     tx = training_loop.create_optimizer(config, steps_per_epoch)
@@ -50,14 +49,22 @@ def cross_entropy(logits: jax.Array, labels: jax.Array, smoothing: float = 0.0) 
     return optax.softmax_cross_entropy(logits, targets)
 
 
-def make_train_step(label_smoothing: float = 0.0) -> training_loop.TrainStep:
+def make_train_step(config: ml_collections.ConfigDict | None = None) -> training_loop.TrainStep:
+    """The training step for a config's loss and augmentation settings (None: neither)."""
+    config = ml_collections.FrozenConfigDict(config) if config is not None else None
+    smoothing = float(config.label_smoothing) if config is not None else 0.0
+
     def train_step(state, images, labels, rng):
-        """One optimizer step on the mean cross-entropy of a batch."""
-        del rng
+        """One optimizer step on the mean cross-entropy of a (augmented) batch."""
+        aug_rng, dropout_rng = jax.random.split(rng)
+        if config is not None:
+            images = augment.augment(aug_rng, images, config)
 
         def loss_fn(params):
-            logits = state.apply_fn({"params": params}, images)
-            return jnp.mean(cross_entropy(logits, labels, label_smoothing))
+            logits = state.apply_fn(
+                {"params": params}, images, train=True, rngs={"dropout": dropout_rng}
+            )
+            return jnp.mean(cross_entropy(logits, labels, smoothing))
 
         loss, grads = jax.value_and_grad(loss_fn)(state.params)
         return state.apply_gradients(grads=grads), {"loss": loss}
@@ -79,15 +86,15 @@ def eval_step(state, images, labels, rng):
 
 
 TASK = training_loop.Task("classifier", train_step, eval_step)
-_TASKS: dict[float, training_loop.Task] = {0.0: TASK}
+_TASKS: dict[str, training_loop.Task] = {}
 
 
 def task_for(config: ml_collections.ConfigDict) -> training_loop.Task:
-    """One Task per loss variant, so compiled steps are reused across calls."""
-    smoothing = float(config.label_smoothing)
-    if smoothing not in _TASKS:
-        _TASKS[smoothing] = training_loop.Task("classifier", make_train_step(smoothing), eval_step)
-    return _TASKS[smoothing]
+    """One Task per config, so compiled steps are reused across calls with the same config."""
+    key = config.to_json(sort_keys=True)
+    if key not in _TASKS:
+        _TASKS[key] = training_loop.Task("classifier", make_train_step(config), eval_step)
+    return _TASKS[key]
 
 
 def load_dae_params(dae_workdir: str | Path) -> Any:

@@ -276,10 +276,6 @@ def log(message: str) -> None:
     tqdm.write(message, file=sys.stderr)
 
 
-def init_params(model: Any, rng: jax.Array) -> Any:
-    return model.init(rng, jnp.zeros((1, 28, 28, 1), jnp.float32))["params"]
-
-
 def new_state(model: Any, params: Any, tx: optax.GradientTransformation) -> train_state.TrainState:
     """A TrainState whose step is an int32 array (so checkpoints compare cleanly)."""
     state = train_state.TrainState.create(apply_fn=model.apply, params=params, tx=tx)

@@ -31,3 +31,19 @@ def blob_splits():
     train = input_pipeline.device_split(*_blob_digits(512, 0))
     test = input_pipeline.device_split(*_blob_digits(128, 1))
     return train, test
+
+
+@pytest.fixture(scope="session")
+def real_model(tmp_path_factory):
+    """One epoch of the default classifier on full MNIST (about 15 s on 2 cores).
+
+    Returns (workdir, last metrics). Shared by the tests that need a model that
+    really reads digits.
+    """
+    from digits_jax import train
+
+    workdir = tmp_path_factory.mktemp("real_model")
+    config = config_lib.get_config(ROOT / "configs" / "classifier.py", ["num_epochs=1"])
+    config.progress = False
+    last = train.train_and_evaluate(config, workdir)
+    return workdir, last

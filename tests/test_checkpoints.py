@@ -8,7 +8,7 @@ from digits_jax import checkpoints, models, training_loop
 
 def _state(seed=0, tx=None):
     model = models.Classifier()
-    params = training_loop.init_params(model, jax.random.PRNGKey(seed))
+    params = models.init_params(model, jax.random.PRNGKey(seed))
     return training_loop.new_state(model, params, tx or optax.adam(1e-3))
 
 

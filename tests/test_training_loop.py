@@ -114,3 +114,24 @@ def test_pretrain_then_graft_then_freeze(tiny_config, blob_splits, tmp_path):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(CheckpointError, match="not a DAE"):
         train.load_dae_params(tmp_path / "clf")
+
+
+def test_step_follows_the_config(tiny_config, blob_splits):
+    """Augmentation and label smoothing reach the compiled step; equal configs share it."""
+    train_split, _ = blob_splits
+    images = input_pipeline.to_float(train_split.images[:32])
+    labels = train_split.labels[:32]
+    state = train.create_train_state(jax.random.PRNGKey(0), tiny_config, 10)
+    losses = {}
+    for name, overrides in {
+        "plain": {},
+        "shift": {"augment_shift": 2},
+        "smooth": {"label_smoothing": 0.1},
+    }.items():
+        config = tiny_config.copy_and_resolve_references()
+        config.update(overrides)
+        step = train.task_for(config).train_step
+        _, metrics = step(state, images, labels, jax.random.PRNGKey(3))
+        losses[name] = float(metrics["loss"])
+    assert len(set(losses.values())) == 3, losses
+    assert train.task_for(tiny_config) is train.task_for(tiny_config.copy_and_resolve_references())

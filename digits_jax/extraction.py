@@ -1,0 +1,604 @@
+"""Find handwritten digits in a photo and return them as MNIST-format crops in reading order.
+
+Each step is chosen to hold on photos never seen before rather than tuned to a few:
+
+1. ink map: divide the photo by the paper's own brightness, estimated by a closing
+   wider than the pen strokes (widened for close-ups with fat strokes), so gradients,
+   tinted paper and cast shadows (edges included) become uniform; light-on-dark pages
+   (chalkboards, inverted photos) are detected and inverted first; the desk around the
+   page is ignored;
+2. low-threshold mask; ruled lines, margins and grids (long thin runs at tilts up to
+   6 degrees) removed from it, except where a digit stroke crosses or lies on them;
+3. hysteresis: keep the parts of that mask that hold real ink (above Otsu's level and
+   the paper's noise floor), so faint stroke ends stay attached but texture does not;
+4. connected components filtered by size relative to the typical digit height, by
+   shape, stroke width and touching the border; per line, fragments of one digit are
+   merged and touching digits split at the weakest single-stroke column;
+5. reading order (layout.group_lines) and MNIST normalisation (mnist_format.to_mnist).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from digits_jax.layout import group_lines
+from digits_jax.mnist_format import stroke_width, to_mnist
+
+# Reduced copy used for background estimation and polarity (long side, px).
+_SMALL_SIDE = 400
+# Background closing kernel as a fraction of the image's long side: wider than any pen
+# stroke, so strokes vanish from the background estimate.
+_BG_KERNEL_FRAC = 1 / 25
+# A ruled line is a run of ink at least this fraction of the page width (or height).
+_RULE_LEN_FRAC = 1 / 8
+# Background darker than this fraction of the page's lit paper is not paper (a desk).
+_MIN_PAPER_LIGHT = 0.25
+# Hysteresis levels as fractions of Otsu's threshold: seeds must be clearly ink, and a
+# stroke is followed down to its faint, thin parts (a 5's bar, the tail of a 9).
+_SEED_FRAC = 1.0
+_GROW_FRAC = 0.5
+# A blob is tried for splitting into touching digits when it is this much wider than tall
+# and than the line's typical digit (a cut must still cross a single stroke).
+_SPLIT_ASPECT = 1.15
+_SPLIT_WIDTH = 1.6
+_RULE_ANGLES_DEG = (-6.0, -4.0, -2.0, 0.0, 2.0, 4.0, 6.0)
+
+
+@dataclass
+class Digit:
+    """One digit: where it is in the original photo and how the classifier sees it."""
+
+    box: tuple[int, int, int, int]  # x, y, w, h in the original photo's pixels
+    crop: np.ndarray = field(repr=False)  # (28, 28) float32 in [0, 1], white on black
+
+
+@dataclass
+class _Blob:
+    """A candidate digit in working-image coordinates: its box and its own ink pixels."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+    mask: np.ndarray  # bool (h, w); after _soft, float ink in [0, 1]
+
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        return self.x, self.y, self.w, self.h
+
+
+# --------------------------------------------------------------------------- ink map
+
+
+def _grey8(image: np.ndarray) -> np.ndarray:
+    """Any image (grey/BGR/BGRA, uint8 or float in [0, 1] or [0, 255]) -> uint8 grey."""
+    img = np.asarray(image)
+    if img.dtype != np.uint8:
+        peak = float(np.nanmax(img, initial=0.0)) if img.size else 0.0
+        img = np.nan_to_num(img.astype(np.float32))
+        if peak <= 1.0:
+            img = img * 255.0
+        elif peak > 255.0 and np.issubdtype(np.asarray(image).dtype, np.integer):
+            img = img / 257.0  # 16-bit
+        img = np.clip(img, 0, 255).astype(np.uint8)
+    if img.ndim == 3:
+        if img.shape[2] == 4:
+            img = cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
+        img = img[:, :, 0] if img.shape[2] == 1 else cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    return np.ascontiguousarray(img)
+
+
+def _odd(n: float) -> int:
+    return max(3, int(n) | 1)
+
+
+def light_on_dark(image: np.ndarray) -> bool:
+    """True for bright ink on a dark page (chalkboard, inverted photo).
+
+    The local median is the page whatever its polarity; ink is the minority that
+    departs from it. Compare how much departs on the bright and on the dark side."""
+    small8 = _reduce(_grey8(image))
+    small = small8.astype(np.float32) / 255.0
+    page = cv2.medianBlur(small8, _odd(max(small.shape) / 8)).astype(np.float32) / 255.0
+    resid = small - page
+    noise = 1.4826 * float(np.median(np.abs(resid - np.median(resid))))
+    t = max(3.0 * noise, 0.04)
+    dark = float(np.clip(-resid - t, 0, None).sum())
+    bright = float(np.clip(resid - t, 0, None).sum())
+    return bright > 1.5 * dark
+
+
+def _reduce(grey: np.ndarray) -> np.ndarray:
+    s = _SMALL_SIDE / max(grey.shape)
+    if s >= 1:
+        return grey
+    size = (max(1, round(grey.shape[1] * s)), max(1, round(grey.shape[0] * s)))
+    return cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+
+
+def _stroke_width_hint(grey: np.ndarray) -> float:
+    """Rough pen stroke width (full-resolution px), measured on a reduced copy against a
+    very wide background estimate, so that even the fat strokes of a close-up photo of
+    one digit are seen as ink. Only stroke-like components away from the border count
+    (a shadow or a table edge is solid or touches the border)."""
+    small = _reduce(grey).astype(np.float32) / 255.0
+    factor = max(grey.shape) / max(small.shape)
+    k = _odd(max(small.shape) / 4)
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
+    paper = cv2.morphologyEx(small, cv2.MORPH_CLOSE, kernel, borderType=cv2.BORDER_REPLICATE)
+    ink8 = (np.clip(1.0 - small / np.maximum(paper, 1e-3), 0, 1) * 255).astype(np.uint8)
+    otsu, mask = cv2.threshold(ink8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    if otsu < 64:
+        mask = (ink8 > 64).astype(np.uint8) * 255
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    sh, sw = small.shape
+    widths, weights = [], []
+    for i in range(1, n):
+        x, y, w, h, area = stats[i]
+        if area < 30 or x == 0 or y == 0 or x + w >= sw or y + h >= sh:
+            continue
+        if area > 0.8 * w * h:
+            continue
+        comp = (labels[y : y + h, x : x + w] == i).astype(np.uint8)
+        contours, _ = cv2.findContours(comp, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
+        outline = sum(cv2.arcLength(c, True) for c in contours)
+        widths.append(2.0 * area / max(outline, 1.0))
+        weights.append(float(area))
+    if not widths:
+        return 0.0
+    order = np.argsort(widths)
+    cum = np.cumsum(np.asarray(weights)[order])
+    return float(np.asarray(widths)[order][np.searchsorted(cum, cum[-1] / 2)]) * factor
+
+
+def _ink8(image: np.ndarray, light_ink: bool | None = None) -> np.ndarray:
+    """Ink strength as uint8 (0 = paper, 255 = black ink on white paper); the polarity
+    is detected unless ``light_ink`` says it."""
+    grey = _grey8(image)
+    if light_on_dark(grey) if light_ink is None else light_ink:
+        grey = 255 - grey
+    # Light smoothing first: sensor noise would otherwise bias the closing upwards and
+    # break thin strokes into specks. One pixel of blur per 1000 px keeps thin pen lines.
+    sigma = max(0.8, max(grey.shape) / 1000)
+    grey = cv2.GaussianBlur(grey, (0, 0), sigma)
+    # Closing removes dark strokes narrower than the kernel; at full resolution it keeps
+    # the sharp edge of a cast shadow exactly where it is (a blurred or upsampled estimate
+    # would turn the edge into a band of false ink). A square kernel costs a few ms.
+    # The kernel must be wider than the strokes: a close-up of a digit needs a wider one.
+    long_side = max(grey.shape)
+    width = max(long_side * _BG_KERNEL_FRAC, min(3.0 * _stroke_width_hint(grey), long_side / 3))
+    k = _odd(width)
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
+    paper = cv2.morphologyEx(grey, cv2.MORPH_CLOSE, kernel, borderType=cv2.BORDER_REPLICATE)
+    ink = 255 - cv2.divide(grey, paper, scale=255.0)
+    # Far darker than the page's paper: the desk around the page or the dark: not paper.
+    lit = float(np.percentile(paper[::4, ::4], 95))
+    ink[paper < max(16.0, _MIN_PAPER_LIGHT * lit)] = 0
+    return ink
+
+
+def ink_map(image: np.ndarray) -> np.ndarray:
+    """Ink strength in [0, 1] (0 = paper), independent of illumination and polarity."""
+    return _ink8(image).astype(np.float32) / 255.0
+
+
+def _levels(ink8: np.ndarray) -> tuple[float, float]:
+    """(seed, grow) ink levels: above Otsu's threshold and the paper's noise floor."""
+    otsu, _ = cv2.threshold(ink8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    sample = ink8[:: max(1, ink8.shape[0] // 300), :: max(1, ink8.shape[1] // 300)]
+    med = float(np.median(sample))
+    mad = 1.4826 * float(np.median(np.abs(sample.astype(np.float32) - med)))
+    floor = med + 6.0 * mad + 10.0
+    return max(_SEED_FRAC * otsu, floor, 25.0), max(_GROW_FRAC * otsu, floor)
+
+
+def _hysteresis(weak: np.ndarray, ink8: np.ndarray, seed: float) -> np.ndarray:
+    """Keep the connected parts of ``weak`` that contain at least one seed pixel."""
+    n, labels = cv2.connectedComponents(weak.astype(np.uint8), connectivity=8)
+    strong = np.zeros(n, bool)
+    strong[np.unique(labels[(ink8 > seed) & weak])] = True
+    strong[0] = False
+    return strong[labels]
+
+
+def binarise(ink: np.ndarray) -> np.ndarray:
+    """Ink mask by hysteresis: seeds above max(Otsu, noise floor), grown down to half that,
+    so faint parts of a stroke stay attached while paper texture stays out."""
+    ink8 = ink if ink.dtype == np.uint8 else (np.clip(ink, 0, 1) * 255).astype(np.uint8)
+    seed, grow = _levels(ink8)
+    return _hysteresis(ink8 > grow, ink8, seed)
+
+
+# ----------------------------------------------------------------------- ruled lines
+
+
+def _long_runs(mask8: np.ndarray, length: int) -> np.ndarray:
+    """Pixels of straight horizontal-ish runs at least ``length`` long, at small tilts.
+
+    Each tilt is undone by a shear, so a 1-px-tall opening kernel fits the line."""
+    h, w = mask8.shape
+    thick = cv2.dilate(mask8, np.ones((5, 1), np.uint8))  # tolerate residual tilt
+    # Faint lines binarise as dashes: bridge short gaps along the line.
+    thick = cv2.morphologyEx(thick, cv2.MORPH_CLOSE, np.ones((1, 7), np.uint8))
+    found = np.zeros_like(mask8)
+    kernel = np.ones((1, length), np.uint8)
+    for deg in _RULE_ANGLES_DEG:
+        t = math.tan(math.radians(deg))
+        shear = np.float32([[1, 0, 0], [-t, 1, 0]])
+        img = cv2.warpAffine(thick, shear, (w, h), flags=cv2.INTER_NEAREST) if deg else thick
+        opened = cv2.morphologyEx(img, cv2.MORPH_OPEN, kernel)
+        if not opened.any():
+            continue
+        opened = cv2.erode(opened, np.ones((5, 1), np.uint8))
+        if deg:
+            opened = cv2.warpAffine(
+                opened, shear, (w, h), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP
+            )
+        found |= opened
+    return found
+
+
+def _rule_masks(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ink pixels on long straight horizontal and on long straight vertical lines."""
+    h, w = mask.shape
+    f = 2 if max(h, w) > 800 else 1  # detect at half resolution: cheap and tilt-tolerant
+    small = mask.astype(np.uint8)
+    if f > 1:
+        small = cv2.resize(small, (w // f, h // f), interpolation=cv2.INTER_AREA)
+        small = (small > 0).astype(np.uint8)
+    sh, sw = small.shape
+    found = (
+        _long_runs(small, max(20, int(sw * _RULE_LEN_FRAC))),
+        _long_runs(np.ascontiguousarray(small.T), max(20, int(sh * _RULE_LEN_FRAC))).T,
+    )
+    out = []
+    for rules in found:
+        if not rules.any():
+            out.append(np.zeros_like(mask))
+            continue
+        rules = cv2.dilate(np.ascontiguousarray(rules), np.ones((3, 3), np.uint8))
+        if f > 1:
+            rules = cv2.resize(rules, (w, h), interpolation=cv2.INTER_NEAREST)
+        out.append((rules > 0) & mask)
+    return out[0], out[1]
+
+
+def remove_rules(mask: np.ndarray, ink8: np.ndarray | None = None, seed: float = 0.0) -> np.ndarray:
+    """Remove ruled lines (and margins, grid lines) from an ink mask.
+
+    Only pixels whose ink run across the line is no longer than the line is thick are
+    removed, so digit strokes crossing a line stay whole. Line segments shorter than 2.5
+    digit heights, or thicker than a ruled line, are kept (a 7's bar, a marker stroke)."""
+    horiz, vert = _rule_masks(mask)
+    rules = horiz | vert
+    if not rules.any():
+        return mask
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(rules.astype(np.uint8), connectivity=8)
+
+    # Digit height without the candidate lines (which join everything they cross); when
+    # ``mask`` is a weak (low-threshold) mask, keep only its parts with real ink in them.
+    def strong(m: np.ndarray) -> np.ndarray:
+        return m if ink8 is None else _hysteresis(m, ink8, seed)
+
+    digit_height = _typical_height(strong(mask)) or _typical_height(strong(mask & ~rules))
+    if digit_height is None:
+        return mask
+    length = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT])
+    is_rule = length >= 2.5 * digit_height
+    is_rule[0] = False
+    max_thickness = max(8.0, max(mask.shape) / 100)
+    thickness = np.zeros(n)
+    for i in np.flatnonzero(is_rule):
+        x, y, w, h = stats[i, :4]
+        # width = 2 * area / outline also holds for a grid of lines joined into one piece
+        thickness[i] = stroke_width(labels[y : y + h, x : x + w] == i)
+        is_rule[i] = thickness[i] <= max_thickness
+    if not is_rule.any():
+        return mask
+    k = _odd(1.6 * float(np.max(thickness[is_rule])) + 2)
+    m8 = mask.astype(np.uint8)
+    crossing_v = cv2.morphologyEx(m8, cv2.MORPH_OPEN, np.ones((k, 1), np.uint8)) > 0
+    crossing_h = cv2.morphologyEx(m8, cv2.MORPH_OPEN, np.ones((1, k), np.uint8)) > 0
+    on_rule = is_rule[labels]
+    # Where a horizontal and a vertical rule cross, both tests see a long run: drop it.
+    drop = on_rule & ((horiz & ~crossing_v) | (vert & ~crossing_h) | (horiz & vert))
+    if ink8 is not None and drop.any():
+        # Pen strokes lying along a line (a 7's bar on the rule) are darker than the
+        # printed line: keep pixels clearly darker than their line's average.
+        total = np.bincount(labels[drop], weights=ink8[drop], minlength=n)
+        count = np.bincount(labels[drop], minlength=n)
+        level = total / np.maximum(count, 1)
+        limit = np.maximum(np.maximum(1.5 * level, level + 30.0), seed)
+        drop &= ink8 < limit[labels]
+    return mask & ~drop
+
+
+# ------------------------------------------------------------------------ components
+
+
+def _typical_height(mask: np.ndarray) -> float | None:
+    """Ink-weighted median height of components: dominated by digits, not by specks.
+    Page-sized components (ruled lines joined by a margin, page edges) do not count;
+    None when they hold most of the ink."""
+    _, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    stats = stats[1:]
+    if len(stats) == 0:
+        return None
+    h = stats[:, cv2.CC_STAT_HEIGHT].astype(np.float64)
+    w = stats[:, cv2.CC_STAT_WIDTH].astype(np.float64)
+    a = stats[:, cv2.CC_STAT_AREA].astype(np.float64)
+    ok = (h < 0.5 * mask.shape[0]) & (w < 0.5 * mask.shape[1])
+    if a[ok].sum() < 0.5 * a.sum():
+        return None
+    h, a = h[ok], a[ok]
+    order = np.argsort(h)
+    cum = np.cumsum(a[order])
+    return float(h[order][np.searchsorted(cum, cum[-1] / 2)])
+
+
+def _blobs(mask: np.ndarray) -> tuple[list[_Blob], float]:
+    """Plausible digit parts (and the typical digit height), noise and page edges dropped."""
+    H, W = mask.shape
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    x, y, w, h, area = (stats[:, i] for i in range(5))
+    keep = np.ones(n, bool)
+    keep[0] = False
+    keep &= area >= max(6, 1e-5 * H * W)
+    border = (x == 0) | (y == 0) | (x + w >= W) | (y + h >= H)
+    # Page edges, table, shadow boundaries: large things touching the border.
+    keep &= ~(border & ((w > 0.4 * W) | (h > 0.4 * H)))
+    # Solid filled regions are not pen strokes.
+    keep &= ~((area > 0.85 * w * h) & (w > 0.1 * W) & (h > 0.1 * H))
+    idx = np.flatnonzero(keep)
+    if idx.size == 0:
+        return [], 0.0
+    hh, aa = h[idx].astype(np.float64), area[idx].astype(np.float64)
+    order = np.argsort(hh)
+    cum = np.cumsum(aa[order])
+    typical = float(hh[order][np.searchsorted(cum, cum[-1] / 2)])
+    size = np.maximum(w, h)
+    keep &= size >= 0.15 * typical  # specks and dots
+    keep &= h <= 3.0 * typical  # much taller than any digit
+    keep &= ~((w > 4.0 * typical) & (h < 0.5 * typical))  # leftover rules, underlines
+    keep &= ~(border & (h > 1.5 * typical))  # shadow edges running off the page
+    # Solid wedges in corners (a shadow edge meeting the border) are not pen strokes;
+    # a 1 is solid too, but narrow.
+    keep &= ~(border & (area > 0.45 * w * h) & (w > 0.35 * h))
+    keep &= ~(border & (size < 0.6 * typical))  # debris cut by the frame
+    blobs, widths = [], []
+    for i in np.flatnonzero(keep):
+        xs, ys, ws, hs = int(x[i]), int(y[i]), int(w[i]), int(h[i])
+        blob = _Blob(xs, ys, ws, hs, labels[ys : ys + hs, xs : xs + ws] == i)
+        blobs.append(blob)
+        widths.append(stroke_width(blob.mask))
+    if len(blobs) >= 3:
+        # Leftover pieces of printed rules or grids are drawn much thinner than the digits.
+        sw = np.asarray(widths)
+        big = np.asarray([b.h >= 0.5 * typical for b in blobs])
+        if big.any():
+            pen = float(np.median(sw[big]))
+            # ...and solid patches (a shadow's corner, a smudge) much thicker than the pen.
+            blobs = [
+                b
+                for b, s in zip(blobs, sw, strict=True)
+                if (s >= 0.4 * pen or pen < 3) and s <= 3.0 * pen
+            ]
+    return blobs, typical
+
+
+def _union(a: _Blob, b: _Blob) -> _Blob:
+    x0, y0 = min(a.x, b.x), min(a.y, b.y)
+    x1, y1 = max(a.x + a.w, b.x + b.w), max(a.y + a.h, b.y + b.h)
+    m = np.zeros((y1 - y0, x1 - x0), bool)
+    for p in (a, b):
+        m[p.y - y0 : p.y - y0 + p.h, p.x - x0 : p.x - x0 + p.w] |= p.mask
+    return _Blob(x0, y0, x1 - x0, y1 - y0, m)
+
+
+def _tight(x: int, y: int, m: np.ndarray) -> _Blob | None:
+    rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
+    if rows.size == 0:
+        return None
+    m = m[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    return _Blob(x + int(cols[0]), y + int(rows[0]), m.shape[1], m.shape[0], m)
+
+
+def _merge_fragments(line: list[_Blob], height: float) -> list[_Blob]:
+    """Join pieces of one digit whose union is still digit-sized: boxes overlapping
+    strongly in x (a 5's detached bar, a stroke broken by a pen skip), or a short piece
+    overlapping or almost touching a neighbour (the two strokes of an open 4)."""
+    blobs = sorted(line, key=lambda b: b.x)
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(blobs)):
+            for j in range(i + 1, len(blobs)):
+                a, b = blobs[i], blobs[j]
+                narrow = min(a.w, b.w)
+                overlap = min(a.x + a.w, b.x + b.w) - max(a.x, b.x)
+                short = min(a.h, b.h) < 0.75 * height
+                if overlap >= 0.8 * narrow:
+                    max_width = 1.2 * height
+                elif short and overlap + 0.1 * height >= 0.5 * narrow:
+                    max_width = 1.0 * height
+                else:
+                    continue
+                u = _union(a, b)
+                if u.w <= max_width and u.h <= 1.6 * height:
+                    blobs[i] = u
+                    del blobs[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return blobs
+
+
+def _main_parts(m: np.ndarray) -> np.ndarray:
+    """Drop slivers of a neighbour that a straight cut leaves in a piece."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(m.astype(np.uint8), connectivity=8)
+    if n <= 2:
+        return m
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    keep = np.zeros(n, bool)
+    keep[1:] = areas >= 0.15 * areas.max()
+    return keep[labels]
+
+
+def _split_touching(blob: _Blob, width: float, height: float) -> list[_Blob]:
+    """Cut a blob several digits wide at the weakest columns of its ink profile.
+
+    Only columns crossing a single stroke may be cut: touching digits meet at one stroke,
+    while the middle of a wide 0, 2 or 7 crosses two or three, so it stays whole."""
+    n = int(np.clip(round(blob.w / width), 2, 6))
+    profile = blob.mask.sum(axis=0).astype(np.float64)
+    profile = np.convolve(profile, np.ones(3) / 3, mode="same")
+    step = blob.w / n
+    m8 = blob.mask.astype(np.int8)
+    runs = (np.diff(m8, axis=0, prepend=0) == 1).sum(axis=0)  # ink runs per column
+    cuts = [0]
+    for k in range(1, n):
+        lo = max(cuts[-1] + 1, int(k * step - 0.35 * step))
+        hi = min(blob.w - 1, int(k * step + 0.35 * step) + 1)
+        if hi <= lo:
+            continue
+        dist = np.abs(np.arange(lo, hi) - k * step) / step
+        cost = profile[lo:hi] + 0.5 * dist * float(profile.max())
+        cost[runs[lo:hi] > 1] = np.inf
+        if np.isfinite(cost).any():
+            cuts.append(lo + int(np.argmin(cost)))
+    cuts.append(blob.w)
+    pieces, joints = [], []  # joints[i]: ink across the cut between piece i and i + 1
+    for a, b in itertools.pairwise(cuts):
+        m = np.zeros_like(blob.mask)
+        m[:, a:b] = blob.mask[:, a:b]
+        piece = _tight(blob.x, blob.y, _main_parts(m))
+        if piece is not None:
+            if pieces:
+                joints.append(float(profile[a]))
+            pieces.append(piece)
+    # A piece much shorter or narrower than the line's digits (but not a slim 1) is part
+    # of a neighbour (the tail of a wide 2, the hook of a 3): join it back across its
+    # stronger joint.
+    def fragment(p: _Blob) -> bool:
+        return p.h < 0.6 * height or (p.w < 0.6 * width and p.w > 0.45 * p.h)
+
+    while len(pieces) > 1:
+        short = [i for i, p in enumerate(pieces) if fragment(p)]
+        if not short:
+            break
+        i = short[0]
+        left = joints[i - 1] if i > 0 else -1.0
+        right = joints[i] if i < len(joints) else -1.0
+        j = i - 1 if left >= right else i
+        pieces[j : j + 2] = [_union(pieces[j], pieces[j + 1])]
+        del joints[j]
+    return pieces
+
+
+def _line_digits(line: list[_Blob], page_width: float) -> list[_Blob]:
+    """Merge fragments, split touching digits and drop non-digits within one line."""
+    heights = np.array([b.h for b in line], np.float64)
+    height = float(np.median(heights[heights >= 0.5 * heights.max()]))
+    # Specks would otherwise be merged into a neighbouring digit and distort its crop.
+    blobs = _merge_fragments([b for b in line if max(b.w, b.h) >= 0.3 * height], height)
+    wides = [b.w for b in blobs if b.w > 0.4 * b.h and b.w < 1.1 * b.h]
+    width = float(np.median(wides)) if wides else 0.0
+    width = max(width, 0.55 * height, page_width)
+    out: list[_Blob] = []
+    for b in blobs:
+        if b.w > _SPLIT_ASPECT * b.h and b.w > _SPLIT_WIDTH * width:
+            out.extend(_split_touching(b, width, height))
+        else:
+            out.append(b)
+    digits = []
+    for b in out:
+        if max(b.w, b.h) < 0.35 * height:
+            continue  # specks, dots, punctuation
+        if b.h < 0.3 * height and b.w > 1.5 * b.h:
+            continue  # dashes, minus signs, underline pieces
+        digits.append(b)
+    return sorted(digits, key=lambda b: b.x + b.w / 2)
+
+
+def _segment(image: np.ndarray, light_ink: bool | None = None) -> list[list[_Blob]]:
+    """Lines of digit blobs (working-image coordinates) in reading order."""
+    ink8 = _ink8(image, light_ink)
+    seed, grow = _levels(ink8)
+    # Rules are removed before hysteresis: a faint ruled line is then whole and long,
+    # rather than short pieces grown out of the digits that touch it.
+    weak = ink8 > grow
+    if not weak.any():
+        return []
+    mask = _hysteresis(remove_rules(weak, ink8, seed), ink8, seed)
+    if not mask.any():
+        return []
+    blobs, typical = _blobs(mask)
+    if not blobs:
+        return []
+    # A typical digit width for the page, used where a line has too few digits to tell.
+    wides = [b.w for b in blobs if 0.4 * b.h < b.w < 1.1 * b.h and b.h > 0.5 * typical]
+    page_width = 0.9 * float(np.median(wides)) if wides else 0.0
+    lines = []
+    for idx in group_lines([b.box for b in blobs]):
+        digits = _line_digits([blobs[i] for i in idx], page_width)
+        # A "line" of marks much smaller than the page's digits is debris, not writing.
+        if digits and max(b.h for b in digits) >= 0.4 * typical:
+            lines.append([_soft(b, ink8) for b in digits])
+    return lines
+
+
+def _soft(blob: _Blob, ink8: np.ndarray) -> _Blob:
+    """Anti-aliased ink of the blob (like MNIST's grey edges), relative to its own
+    strokes, and its box where the ink reaches half strength: the low threshold that
+    keeps faint strokes attached would otherwise fatten thin digits' boxes."""
+    sub = ink8[blob.y : blob.y + blob.h, blob.x : blob.x + blob.w].astype(np.float32)
+    peak = float(np.percentile(sub[blob.mask], 90))
+    soft = np.where(blob.mask, np.clip(sub / max(peak, 1.0), 0.0, 1.0), 0.0)
+    core = _tight(blob.x, blob.y, soft >= 0.5)
+    if core is None:
+        return blob
+    dx, dy = core.x - blob.x, core.y - blob.y
+    return _Blob(core.x, core.y, core.w, core.h, soft[dy : dy + core.h, dx : dx + core.w])
+
+
+def single_digit_ink(image: np.ndarray, light_ink: bool | None = None) -> np.ndarray | None:
+    """Soft ink (float32, 0 = paper) of everything that looks like writing in a photo
+    expected to hold one digit, cropped to it; None when nothing is found. Uses the
+    full pipeline, so uneven light and tinted paper are handled; the polarity is
+    detected unless ``light_ink`` says it."""
+    blobs = [b for line in _segment(np.asarray(image), light_ink) for b in line]
+    if not blobs:
+        return None
+    x0, y0 = min(b.x for b in blobs), min(b.y for b in blobs)
+    x1, y1 = max(b.x + b.w for b in blobs), max(b.y + b.h for b in blobs)
+    out = np.zeros((y1 - y0, x1 - x0), np.float32)
+    for b in blobs:
+        view = out[b.y - y0 : b.y - y0 + b.h, b.x - x0 : b.x - x0 + b.w]
+        np.maximum(view, b.mask, out=view)
+    return out
+
+
+def _to_original(box: tuple[int, int, int, int], scale: float) -> tuple[int, int, int, int]:
+    x, y, w, h = box
+    x0, y0 = math.floor(x * scale), math.floor(y * scale)
+    x1, y1 = math.ceil((x + w) * scale), math.ceil((y + h) * scale)
+    return x0, y0, x1 - x0, y1 - y0
+
+
+def extract_digits(image: np.ndarray, scale: float = 1.0) -> list[list[Digit]]:
+    """Digits of a photo as lines in reading order (lines top to bottom, digits left to
+    right); [] for a page without digits. Boxes are multiplied by ``scale`` (from
+    images.load_image_with_scale) to be in the original photo's pixels."""
+    img = np.asarray(image)
+    if img.ndim not in (2, 3) or min(img.shape[:2]) < 2:
+        return []
+    return [
+        [Digit(_to_original(b.box, scale), to_mnist(b.mask.astype(np.float32))) for b in line]
+        for line in _segment(img)
+    ]

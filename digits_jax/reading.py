@@ -1,0 +1,125 @@
+"""Reading photos: extraction, one batched classification, and the result per page.
+
+Many photos in one call share one loaded and compiled model; all their crops
+are classified together in batches. A photo that cannot be read is reported
+with its error while the others are still read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from digits_jax import images, layout
+from digits_jax.errors import DigitsJaxError
+from digits_jax.extraction import Digit, extract_digits
+
+UNSURE = "?"
+
+
+@dataclass
+class ReadDigit:
+    digit: int
+    confidence: float
+    box: tuple[int, int, int, int]
+
+
+@dataclass
+class ReadLine:
+    text: str
+    numbers: list[str]
+    digits: list[ReadDigit]
+
+
+@dataclass
+class PageResult:
+    """One photo's digits by line, or the reason it could not be read."""
+
+    path: str
+    width: int = 0
+    height: int = 0
+    lines: list[ReadLine] = field(default_factory=list)
+    error: str | None = None
+
+    def text_lines(self) -> list[str]:
+        return [line.text for line in self.lines]
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        if self.error is None:
+            out.pop("error")
+        return out
+
+
+@dataclass
+class ExtractedPage:
+    """A photo and its digits before classification."""
+
+    path: str
+    image: np.ndarray
+    scale: float
+    lines: list[list[Digit]]
+
+    @property
+    def size(self) -> tuple[int, int]:
+        h, w = self.image.shape[:2]
+        return round(w * self.scale), round(h * self.scale)
+
+
+def extract_page(path: str | Path) -> ExtractedPage:
+    """Loads a photo (decode-capped and downscaled) and extracts its digits."""
+    image, scale = images.load_image_with_scale(path)
+    return ExtractedPage(str(path), image, scale, extract_digits(image, scale))
+
+
+def probabilities(classifier: Any, crops: np.ndarray) -> np.ndarray:
+    """Softmax probabilities (N, 10) for 28x28 crops, via a loaded classifier."""
+    if len(crops) == 0:
+        return np.zeros((0, 10), np.float32)
+    logits = classifier.logits(crops)
+    logits = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(logits)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _line_result(digits: list[Digit], probs: np.ndarray, min_confidence: float) -> ReadLine:
+    read = [
+        ReadDigit(int(p.argmax()), round(float(p.max()), 4), tuple(int(v) for v in d.box))
+        for d, p in zip(digits, probs, strict=True)
+    ]
+    chars = [str(r.digit) if r.confidence >= min_confidence else UNSURE for r in read]
+    groups = layout.group_numbers([d.box for d in digits])
+    numbers = ["".join(chars[i] for i in group) for group in groups]
+    return ReadLine("".join(chars), numbers, read)
+
+
+def read_pages(
+    paths: list[str | Path], classifier: Any, min_confidence: float = 0.0
+) -> tuple[list[PageResult], list[ExtractedPage]]:
+    """Reads each photo; returns results (errors included) and the extracted pages."""
+    results: list[PageResult] = []
+    pages: list[ExtractedPage] = []
+    for path in paths:
+        try:
+            page = extract_page(path)
+        except DigitsJaxError as error:
+            results.append(PageResult(str(path), error=str(error)))
+            continue
+        pages.append(page)
+        w, h = page.size
+        results.append(PageResult(str(path), w, h))
+    crops = [d.crop for page in pages for line in page.lines for d in line]
+    probs = probabilities(classifier, np.stack(crops) if crops else np.zeros((0, 28, 28)))
+    ok = iter(r for r in results if r.error is None)
+    offset = 0
+    for page in pages:
+        result = next(ok)
+        for line in page.lines:
+            result.lines.append(
+                _line_result(line, probs[offset : offset + len(line)], min_confidence)
+            )
+            offset += len(line)
+    return results, pages

@@ -1,0 +1,284 @@
+"""extract_digits on synthetic photographed-looking pages drawn here (nothing external)."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from digits_jax.extraction import Digit, binarise, extract_digits, ink_map
+
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+def _light(h: int, w: int) -> np.ndarray:
+    """Illumination: lit from one side, with a soft cast shadow in one corner."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    light = 0.65 + 0.35 * (xx / w) * (0.8 + 0.2 * yy / h)
+    shadow = ((xx / w + yy / h) < 0.55).astype(np.float32)
+    return light * (1.0 - 0.35 * cv2.GaussianBlur(shadow, (0, 0), 15))
+
+
+def _paper(h: int, w: int, seed: int = 0, tint=(205, 220, 232)) -> np.ndarray:
+    """Tinted paper under uneven light, with sensor noise."""
+    rng = np.random.default_rng(seed)
+    page = np.asarray(tint, np.float32)[None, None, :] * _light(h, w)[:, :, None]
+    return page + rng.normal(0, 3, page.shape).astype(np.float32)
+
+
+def _ink_layer(h: int, w: int, rows: list[str], height: int = 60, thickness: int = 6):
+    """Draw digits in rows; returns (ink in [0,1], centres per line in reading order)."""
+    ink = np.zeros((h, w), np.uint8)
+    scale = height / cv2.getTextSize("8", FONT, 1.0, thickness)[0][1]
+    centres: list[list[tuple[float, float]]] = []
+    y = int(0.2 * h) + height
+    for row in rows:
+        x, line = int(0.1 * w), []
+        for ch in row:
+            if ch == " ":
+                x += int(0.8 * height)
+                continue
+            (cw, ch_h), _ = cv2.getTextSize(ch, FONT, scale, thickness)
+            cv2.putText(ink, ch, (x, y), FONT, scale, 255, thickness, cv2.LINE_AA)
+            line.append((x + cw / 2, y - ch_h / 2))
+            x += cw + int(0.45 * height)
+        centres.append(line)
+        y += int(1.9 * height)
+    return ink.astype(np.float32) / 255.0, centres
+
+
+def _compose(paper: np.ndarray, ink: np.ndarray, colour=(70, 40, 30), strength=0.9) -> np.ndarray:
+    """Ink (or chalk) of a given colour on the page, lit by the same light as the page."""
+    alpha = strength * ink[:, :, None]
+    lit = np.asarray(colour, np.float32)[None, None, :] * _light(*ink.shape)[:, :, None]
+    img = paper * (1 - alpha) + lit * alpha
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def _rotate(img: np.ndarray, deg: float, centres, border=0.0):
+    h, w = img.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), deg, 1.0)
+    out = cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderValue=border)
+    moved = [[tuple(m @ np.array([x, y, 1.0])) for x, y in line] for line in centres]
+    return out, moved
+
+
+def _counts(lines: list[list[Digit]]) -> list[int]:
+    return [len(line) for line in lines]
+
+
+def _assert_reading_order(lines: list[list[Digit]], centres) -> None:
+    """Every found box holds the expected digit centre, line by line, left to right."""
+    assert _counts(lines) == [len(c) for c in centres]
+    for found, expected in zip(lines, centres, strict=True):
+        for d, (cx, cy) in zip(found, expected, strict=True):
+            x, y, w, h = d.box
+            assert x <= cx <= x + w and y <= cy <= y + h, (d.box, (cx, cy))
+
+
+def _assert_crops_ok(lines: list[list[Digit]]) -> None:
+    for line in lines:
+        for d in line:
+            assert d.crop.shape == (28, 28) and d.crop.dtype == np.float32
+            assert d.crop.min() >= 0.0 and d.crop.max() <= 1.0 and d.crop.max() > 0.5
+
+
+ROWS = ["4381297", "67501", "789"]
+
+
+def test_page_with_gradient_and_shadow() -> None:
+    h, w = 900, 1200
+    ink, centres = _ink_layer(h, w, ROWS)
+    lines = extract_digits(_compose(_paper(h, w), ink))
+    _assert_reading_order(lines, centres)
+    _assert_crops_ok(lines)
+
+
+def test_boxes_are_scaled_to_the_original_photo() -> None:
+    h, w = 600, 800
+    ink, _ = _ink_layer(h, w, ["123"])
+    img = _compose(_paper(h, w), ink)
+    one = extract_digits(img)
+    two = extract_digits(img, scale=2.0)
+    for a, b in zip(one[0], two[0], strict=True):
+        assert b.box[0] == 2 * a.box[0] and b.box[1] == 2 * a.box[1]
+        assert abs(b.box[2] - 2 * a.box[2]) <= 1 and abs(b.box[3] - 2 * a.box[3]) <= 1
+        np.testing.assert_array_equal(a.crop, b.crop)
+
+
+def test_grey_and_float_input() -> None:
+    h, w = 600, 800
+    ink, centres = _ink_layer(h, w, ["56", "78"])
+    grey = cv2.cvtColor(_compose(_paper(h, w), ink), cv2.COLOR_BGR2GRAY)
+    _assert_reading_order(extract_digits(grey), centres)
+    _assert_reading_order(extract_digits(grey.astype(np.float32) / 255.0), centres)
+
+
+def test_empty_page() -> None:
+    assert extract_digits(_paper(900, 1200).clip(0, 255).astype(np.uint8)) == []
+    assert extract_digits(np.full((500, 500, 3), 255, np.uint8)) == []
+    assert extract_digits(np.zeros((500, 500), np.uint8)) == []
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_noise_page_does_not_crash(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    uniform = rng.integers(0, 256, (700, 900, 3), dtype=np.uint8)
+    blotchy = cv2.GaussianBlur(uniform, (0, 0), 3)
+    for img in (uniform, blotchy):
+        lines = extract_digits(img)
+        assert sum(_counts(lines)) <= 5
+        _assert_crops_ok(lines)
+
+
+def test_tiny_images() -> None:
+    assert extract_digits(np.zeros((1, 1, 3), np.uint8)) == []
+    digit = np.full((28, 28), 255, np.uint8)
+    cv2.putText(digit, "7", (6, 23), FONT, 0.8, 0, 2)
+    assert _counts(extract_digits(digit)) == [1]
+
+
+def test_light_ink_on_dark_board() -> None:
+    h, w = 800, 1100
+    ink, centres = _ink_layer(h, w, ["2468", "13579"], thickness=8)
+    board = _paper(h, w, seed=3, tint=(50, 75, 45))
+    chalk = _compose(board, ink, colour=(225, 230, 230), strength=0.85)
+    _assert_reading_order(extract_digits(chalk), centres)
+    inverted = 255 - _compose(_paper(h, w, seed=4), ink)
+    _assert_reading_order(extract_digits(inverted), centres)
+
+
+def test_ruled_lines_are_not_digits() -> None:
+    h, w = 900, 1200
+    ink, centres = _ink_layer(h, w, ROWS)
+    paper = _paper(h, w, seed=5)
+    rules = np.zeros((h, w), np.uint8)
+    for k, y in enumerate(range(60, h, 57)):  # some cross the digits
+        tilt = int(0.02 * w) * (1 if k % 2 else -1) // 2  # slightly tilted, like a photo
+        cv2.line(rules, (0, y - tilt), (w, y + tilt), 255, 3, cv2.LINE_AA)
+    cv2.line(rules, (80, 0), (86, h), 255, 3, cv2.LINE_AA)  # margin line
+    lined = _compose(paper, rules.astype(np.float32) / 255.0, colour=(150, 110, 80), strength=0.7)
+    img = _compose(lined.astype(np.float32), ink)
+    # Precondition: the rules are dark enough to be taken for ink.
+    assert binarise(ink_map(img))[rules > 200].mean() > 0.8
+    lines = extract_digits(img)
+    _assert_reading_order(lines, centres)
+    for line in lines:
+        for d in line:
+            assert d.box[2] < 100 and d.box[3] < 100
+
+
+def test_touching_digits_are_split() -> None:
+    h, w = 500, 900
+    ink = np.zeros((h, w), np.uint8)
+    for k, ch in enumerate("1234"):
+        cv2.putText(ink, ch, (100 + 48 * k, 250), FONT, 3.0, 255, 8)  # overlapping glyphs
+    for k, ch in enumerate("56"):
+        cv2.putText(ink, ch, (450 + 55 * k, 250), FONT, 3.0, 255, 8)
+    n_parts = cv2.connectedComponents(ink)[0] - 1
+    assert n_parts <= 3  # precondition: digits really touch
+    lines = extract_digits(_compose(_paper(h, w), ink.astype(np.float32) / 255.0))
+    assert _counts(lines) == [6]
+    widths = [d.box[2] for d in lines[0]]
+    assert max(widths) < 90
+
+
+def test_broken_digits_are_merged() -> None:
+    h, w = 500, 1000
+    ink = np.zeros((h, w), np.uint8)
+    cv2.line(ink, (150, 180), (140, 300), 255, 8)  # a whole 1
+    cv2.line(ink, (230, 180), (310, 180), 255, 8)  # a 7 whose bar is detached
+    cv2.line(ink, (300, 192), (255, 300), 255, 8)
+    cv2.ellipse(ink, (400, 240), (35, 60), 0, 0, 360, 255, 8)  # a 0 cut by a pen skip
+    ink[236:242, 350:450] = 0
+    cv2.line(ink, (530, 180), (600, 180), 255, 8)  # a 5 with a detached top bar
+    cv2.line(ink, (530, 192), (528, 248), 255, 8)
+    cv2.ellipse(ink, (560, 265), (35, 35), 0, -150, 150, 255, 8)
+    assert cv2.connectedComponents(ink)[0] - 1 == 7  # precondition: 4 digits in 7 parts
+    lines = extract_digits(_compose(_paper(h, w, seed=2), ink.astype(np.float32) / 255.0))
+    assert _counts(lines) == [4]
+    assert [d.box[0] for d in lines[0]] == sorted(d.box[0] for d in lines[0])
+
+
+@pytest.mark.parametrize("cell", [40, 70])
+def test_squared_paper_grid_is_not_digits(cell: int) -> None:
+    h, w = 1000, 1400
+    ink, centres = _ink_layer(h, w, ["0123456789", "98765", "4242"], thickness=4)
+    grid = np.zeros((h, w), np.uint8)
+    for y in range(0, h, cell):
+        cv2.line(grid, (0, y), (w, y + 10), 255, 2, cv2.LINE_AA)
+    for x in range(0, w, cell):
+        cv2.line(grid, (x, 0), (x - 8, h), 255, 2, cv2.LINE_AA)
+    squared = _compose(_paper(h, w, seed=8), grid / 255.0, colour=(170, 140, 110), strength=0.6)
+    img = _compose(squared.astype(np.float32), ink)
+    _assert_reading_order(extract_digits(img), centres)
+
+
+def test_wide_zero_is_not_split() -> None:
+    h, w = 500, 900
+    ink = np.zeros((h, w), np.uint8)
+    cv2.line(ink, (150, 180), (140, 300), 255, 8)
+    cv2.ellipse(ink, (300, 240), (85, 60), 0, 0, 360, 255, 8)  # a 0 wider than tall
+    cv2.putText(ink, "3", (430, 300), FONT, 4.0, 255, 8)
+    lines = extract_digits(_compose(_paper(h, w), ink.astype(np.float32) / 255.0))
+    assert _counts(lines) == [3]
+
+
+@pytest.mark.parametrize(("text", "size", "thickness"), [("5", 600, 50), ("38", 800, 45)])
+def test_close_up_with_fat_strokes(text: str, size: int, thickness: int) -> None:
+    """A photo of one or two big marker digits: strokes wider than the usual background
+    kernel must still be ink, and a fat bar is not a ruled line."""
+    ink = np.zeros((size, size), np.uint8)
+    cv2.putText(ink, text, (size // 8, size * 7 // 8), FONT, 14 * size / 600, 255, thickness)
+    truth = cv2.boundingRect(ink)
+    lines = extract_digits(_compose(_paper(size, size), ink.astype(np.float32) / 255.0))
+    assert _counts(lines) == [len(text)]
+    x0 = min(d.box[0] for d in lines[0])
+    x1 = max(d.box[0] + d.box[2] for d in lines[0])
+    assert abs(x0 - truth[0]) < 10 and abs(x1 - (truth[0] + truth[2])) < 10
+
+
+@pytest.mark.parametrize("angle", [-5.0, 3.0])
+def test_reading_order_on_a_rotated_page(angle: float) -> None:
+    h, w = 900, 1200
+    ink, centres = _ink_layer(h, w, ["31415", "9265", "358"])
+    ink, centres = _rotate(ink, angle, centres)
+    _assert_reading_order(extract_digits(_compose(_paper(h, w, seed=6), ink)), centres)
+
+
+def test_paper_on_a_dark_table_with_hard_shadow() -> None:
+    h, w = 900, 1200
+    ink, centres = _ink_layer(h, w, ["2024", "1789"])
+    img = _compose(_paper(h, w, seed=7), ink).astype(np.float32)
+    img[:, :70] *= 0.25  # table beyond the paper's edge
+    yy, xx = np.mgrid[0:h, 0:w]
+    img[(xx + 1.5 * yy) > 1500] *= 0.55  # hard-edged shadow of the phone
+    lines = extract_digits(np.clip(img, 0, 255).astype(np.uint8))
+    _assert_reading_order(lines, centres)
+
+
+def test_numbers_with_spaces_stay_on_one_line() -> None:
+    h, w = 600, 1200
+    ink, centres = _ink_layer(h, w, ["12 345 6", "78"])
+    _assert_reading_order(extract_digits(_compose(_paper(h, w), ink)), centres)
+
+
+def test_fast_on_a_2000_px_photo() -> None:
+    h, w = 1500, 2000
+    ink, centres = _ink_layer(h, w, ["4381297", "6750132", "7894561"], height=110, thickness=9)
+    img = _compose(_paper(h, w), ink)
+    extract_digits(img)  # warm-up
+    start = time.perf_counter()
+    lines = extract_digits(img)
+    elapsed = time.perf_counter() - start
+    _assert_reading_order(lines, centres)
+    assert elapsed < 1.0, f"{elapsed:.2f} s"
+
+
+def test_digit_dataclass() -> None:
+    d = Digit((1, 2, 3, 4), np.zeros((28, 28), np.float32))
+    assert d.box == (1, 2, 3, 4) and "crop" not in repr(d)
+    assert math.isfinite(float(d.crop.sum()))

@@ -1,0 +1,138 @@
+"""Reading pages end to end: synthetic photos, batching, errors, the read/extract/classify CLI."""
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from digits_jax import cli, data, inference, reading, synthetic_pages
+from digits_jax.scoring import edit_distance
+
+ASSETS = Path(__file__).resolve().parent.parent / "digits_jax" / "assets"
+
+
+@pytest.fixture(scope="module")
+def pages(tmp_path_factory):
+    """Three generated pages of real MNIST test digits, saved as JPEG, with their truth."""
+    images, labels = data.load_split("test")
+    root = tmp_path_factory.mktemp("pages")
+    out = []
+    for seed, difficulty in ((1, 0.2), (2, 0.4), (3, 0.6)):
+        page = synthetic_pages.generate_page(
+            np.random.default_rng(seed), images, labels, difficulty=difficulty
+        )
+        path = root / f"page{seed}.jpg"
+        cv2.imwrite(str(path), page.image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        out.append((path, page.text()))
+    return out
+
+
+def test_reads_generated_pages(real_model, pages):
+    workdir, _ = real_model
+    classifier = inference.load_classifier(workdir)
+    results, _ = reading.read_pages([p for p, _ in pages], classifier)
+    digits = errors = 0
+    for (_, truth), result in zip(pages, results, strict=True):
+        read = "|".join(result.text_lines())
+        t = truth.replace("|", "")
+        digits += len(t)
+        errors += edit_distance(t, read.replace("|", ""))
+    # One epoch of MNIST, photographed pages: most digits right.
+    assert 1 - errors / digits >= 0.9, (errors, digits)
+
+
+def test_read_cli_json_annotate_crops(real_model, tmp_path, capsys):
+    workdir, _ = real_model
+    sample = ASSETS / "sample_page.jpg"
+    truth = json.loads((ASSETS / "sample_page.json").read_text())["text"]
+    code = cli.main(
+        [
+            "read",
+            str(sample),
+            "--model",
+            str(workdir),
+            "--json",
+            "--annotate",
+            str(tmp_path / "annotated.jpg"),
+            "--crops",
+            str(tmp_path / "crops"),
+        ]
+    )
+    assert code == 0
+    doc = json.loads(capsys.readouterr().out)
+    (image,) = doc["images"]
+    assert image["path"] == str(sample)
+    assert (image["width"], image["height"]) == (1600, 1200)
+    lines = image["lines"]
+    assert [len(line["text"]) for line in lines] == [len(x) for x in truth.split("|")]
+    for line in lines:
+        assert "".join(line["numbers"]) == line["text"]
+        for d in line["digits"]:
+            assert set(d) == {"digit", "confidence", "box"}
+            assert 0 <= d["digit"] <= 9 and 0 < d["confidence"] <= 1
+            x, y, w, h = d["box"]
+            assert 0 <= x < 1600 and 0 <= y < 1200 and w > 0 and h > 0
+    assert cv2.imread(str(tmp_path / "annotated.jpg")).shape == (1200, 1600, 3)
+    crops = sorted((tmp_path / "crops").glob("*.png"))
+    assert len(crops) == sum(len(x) for x in truth.split("|"))
+    assert cv2.imread(str(crops[0]), cv2.IMREAD_GRAYSCALE).shape == (28, 28)
+
+
+def test_read_batch_with_bad_and_empty_photos(real_model, tmp_path, capsys):
+    workdir, _ = real_model
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("not an image")
+    empty = tmp_path / "empty.png"
+    cv2.imwrite(str(empty), np.full((400, 600, 3), 235, np.uint8))
+    sample = ASSETS / "sample_page.jpg"
+    code = cli.main(
+        [
+            "read",
+            str(bad),
+            str(empty),
+            str(sample),
+            "--model",
+            str(workdir),
+            "--annotate",
+            str(tmp_path / "ann"),
+        ]
+    )
+    out, err = capsys.readouterr()
+    assert code == cli.EXIT_BAD_IMAGE
+    assert err.count("digits-jax: error:") == 1 and "bad.jpg" in err and "Traceback" not in err
+    assert f"== {sample}" in out and f"== {empty}" in out
+    assert (tmp_path / "ann" / "sample_page_read.jpg").exists()
+    # An empty page alone: no digits, exit 0.
+    assert cli.main(["read", str(empty), "--model", str(workdir), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["images"][0]["lines"] == []
+
+
+def test_extract_and_classify_cli(real_model, tmp_path, capsys):
+    workdir, _ = real_model
+    sample = ASSETS / "sample_page.jpg"
+    truth = json.loads((ASSETS / "sample_page.json").read_text())["text"].replace("|", "")
+    assert cli.main(["extract", str(sample), "--crops", str(tmp_path), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    boxes = [d for line in doc["images"][0]["lines"] for d in line]
+    assert len(boxes) == len(truth) and all(Path(d["crop"]).exists() for d in boxes)
+    # Classify the saved crops (they pass through unchanged) and a big, dark-on-light digit.
+    big = tmp_path / "zbig.png"
+    crop = cv2.imread(boxes[0]["crop"], cv2.IMREAD_GRAYSCALE)
+    cv2.imwrite(str(big), 255 - cv2.resize(crop, (140, 140), interpolation=cv2.INTER_CUBIC))
+    assert cli.main(["classify", str(tmp_path), "--model", str(workdir), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["images"]
+    assert len(rows) == len(truth) + 1
+    read = "".join(str(r["digit"]) for r in rows[:-1])
+    assert sum(a == b for a, b in zip(read, truth, strict=True)) >= 0.85 * len(truth)
+    assert rows[-1]["digit"] == rows[0]["digit"]
+
+
+def test_model_errors_are_one_line(real_model, tmp_path, capsys):
+    sample = ASSETS / "sample_page.jpg"
+    assert cli.main(["read", str(sample), "--model", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("digits-jax: error:") and "\n" not in err
+    assert cli.main(["classify", str(tmp_path), "--model", str(real_model[0])]) == 2
+    assert "no images" in capsys.readouterr().err
