@@ -482,6 +482,7 @@ def _split_touching(blob: _Blob, width: float, height: float) -> list[_Blob]:
             if pieces:
                 joints.append(float(profile[a]))
             pieces.append(piece)
+
     # A piece much shorter or narrower than the line's digits (but not a slim 1) is part
     # of a neighbour (the tail of a wide 2, the hook of a 3): join it back across its
     # stronger joint.
@@ -501,6 +502,94 @@ def _split_touching(blob: _Blob, width: float, height: float) -> list[_Blob]:
     return pieces
 
 
+# Slopes (dx per dy) of the cut lines tried between touching digits: handwriting leans,
+# and two slanted digits that touch are often separable only by a slanted cut.
+_CUT_SLOPES = (-0.35, -0.18, 0.0, 0.18, 0.35)
+# A cut between touching digits crosses one stroke: its ink along the cut is at most this
+# many pen widths (the middle of a 0 or the body of a 2 crosses two or more strokes).
+import os
+
+_CUT_MAX_PENS = float(os.environ.get("CMP", "1.8"))
+
+
+def _one_like(p: _Blob) -> bool:
+    """A narrow piece that is a single straight-ish stroke (a 1), not an arc of a 0 or 3."""
+    m = p.mask
+    runs = (np.diff(m.astype(np.int8), axis=1, prepend=0) == 1).sum(axis=1)
+    return float(np.mean(runs <= 1)) >= 0.9
+
+
+def _cut_pieces(blob: _Blob, height: float, pen: float) -> list[_Blob] | None:
+    """The best single cut of a blob into two digit-sized pieces, or None.
+
+    Cut lines at a few slants are scored by the ink they cross; a cut is valid only when
+    it crosses one stroke, thinly, and leaves two pieces each as tall as a digit (a cut
+    through a 5's bar or a 7's top leaves a short piece; one through a 0 crosses two
+    strokes). Narrow pieces must be straight strokes (a 1), not the side of a 0."""
+    m = blob.mask
+    h, w = m.shape
+    ys, xs = np.nonzero(m)
+    total = ys.size
+    if total == 0 or w < 4:
+        return None
+    best: tuple[float, list[_Blob]] | None = None
+    for slope in _CUT_SLOPES:
+        off = np.round(-slope * (np.arange(h) - h / 2)).astype(np.int64)
+        off -= off.min()
+        cols = xs + off[ys]
+        sheared = np.zeros((h, w + int(off.max()) + 1), np.int8)
+        sheared[ys, cols] = 1
+        prof = sheared.sum(axis=0)
+        runs = (np.diff(sheared, axis=0, prepend=0) == 1).sum(axis=0)
+        cum = np.cumsum(prof)
+        ok = (runs <= 1) & (prof <= _CUT_MAX_PENS * pen + 1)
+        ok &= (cum >= 0.12 * total) & (total - cum >= 0.12 * total)
+        cand = np.flatnonzero(ok)
+        if cand.size == 0:
+            continue
+        # Only local minima of the profile along the candidates, cheapest first.
+        for c in cand[np.argsort(prof[cand], kind="stable")][:4]:
+            left = np.zeros_like(m)
+            sel = cols <= c
+            left[ys[sel], xs[sel]] = True
+            right = m & ~left
+            pieces = []
+            for part in (left, right):
+                p = _tight(blob.x, blob.y, _main_parts(part))
+                if p is None:
+                    break
+                pieces.append(p)
+            if len(pieces) != 2:
+                continue
+            if not all(_piece_ok(p, blob, height, pen) for p in pieces):
+                continue
+            score = float(prof[c]) / max(pen, 1.0) + 0.3 * abs(slope)
+            if best is None or score < best[0]:
+                best = (score, pieces)
+            break
+    return None if best is None else best[1]
+
+
+def _piece_ok(p: _Blob, blob: _Blob, height: float, pen: float) -> bool:
+    if p.h < 0.65 * height or p.h < float(os.environ.get("PH", "0.78")) * blob.h:
+        return False
+    if p.w > 1.3 * p.h:
+        return False
+    if p.w < 0.45 * p.h:
+        return _one_like(p)
+    return True
+
+
+def _split_touching2(blob: _Blob, height: float, pen: float, depth: int = 0) -> list[_Blob]:
+    """Cut a blob into touching digits, recursively (three or more in one clump)."""
+    if depth > 4 or blob.w < 0.75 * min(blob.h, height):
+        return [blob]
+    pieces = _cut_pieces(blob, height, pen)
+    if pieces is None:
+        return [blob]
+    return [q for p in pieces for q in _split_touching2(p, height, pen, depth + 1)]
+
+
 def _line_digits(line: list[_Blob], page_width: float) -> list[_Blob]:
     """Merge fragments, split touching digits and drop non-digits within one line."""
     heights = np.array([b.h for b in line], np.float64)
@@ -510,12 +599,14 @@ def _line_digits(line: list[_Blob], page_width: float) -> list[_Blob]:
     wides = [b.w for b in blobs if b.w > 0.4 * b.h and b.w < 1.1 * b.h]
     width = float(np.median(wides)) if wides else 0.0
     width = max(width, 0.55 * height, page_width)
+    pens = [stroke_width(b.mask) for b in blobs if b.h >= 0.5 * height]
+    pen = float(np.median(pens)) if pens else 0.0
     out: list[_Blob] = []
     for b in blobs:
-        if b.w > _SPLIT_ASPECT * b.h and b.w > _SPLIT_WIDTH * width:
-            out.extend(_split_touching(b, width, height))
-        else:
-            out.append(b)
+        parts = _split_touching2(b, height, pen) if pen > 0 else [b]
+        if len(parts) == 1 and b.w > _SPLIT_ASPECT * b.h and b.w > _SPLIT_WIDTH * width:
+            parts = _split_touching(b, width, height)
+        out.extend(parts)
     digits = []
     for b in out:
         if max(b.w, b.h) < 0.35 * height:

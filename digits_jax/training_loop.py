@@ -245,7 +245,7 @@ def run(
             total=total,
             desc=f"{task.name} epoch {epoch}/{config.num_epochs}",
             unit="step",
-            disable=not config.progress,
+            disable=None if config.progress else True,  # None: off when not a terminal
             leave=False,
             file=sys.stderr,
         ) as bar:

@@ -33,17 +33,26 @@ def blob_splits():
     return train, test
 
 
+def _train_real(tmp_path_factory, epochs: int):
+    from digits_jax import train
+
+    workdir = tmp_path_factory.mktemp(f"real_model_{epochs}")
+    config = config_lib.get_config(
+        ROOT / "configs" / "classifier.py", [f"num_epochs={epochs}", "progress=false"]
+    )
+    return workdir, train.train_and_evaluate(config, workdir)
+
+
 @pytest.fixture(scope="session")
 def real_model(tmp_path_factory):
     """One epoch of the default classifier on full MNIST (about 15 s on 2 cores).
 
-    Returns (workdir, last metrics). Shared by the tests that need a model that
-    really reads digits.
+    Returns (workdir, last metrics).
     """
-    from digits_jax import train
+    return _train_real(tmp_path_factory, 1)
 
-    workdir = tmp_path_factory.mktemp("real_model")
-    config = config_lib.get_config(ROOT / "configs" / "classifier.py", ["num_epochs=1"])
-    config.progress = False
-    last = train.train_and_evaluate(config, workdir)
-    return workdir, last
+
+@pytest.fixture(scope="session")
+def reader_model(tmp_path_factory):
+    """Three epochs of the default classifier (about 35 s): a model that reads pages."""
+    return _train_real(tmp_path_factory, 3)

@@ -29,8 +29,8 @@ def pages(tmp_path_factory):
     return out
 
 
-def test_reads_generated_pages(real_model, pages):
-    workdir, _ = real_model
+def test_reads_generated_pages(reader_model, pages):
+    workdir, _ = reader_model
     classifier = inference.load_classifier(workdir)
     results, _ = reading.read_pages([p for p, _ in pages], classifier)
     digits = errors = 0
@@ -39,12 +39,12 @@ def test_reads_generated_pages(real_model, pages):
         t = truth.replace("|", "")
         digits += len(t)
         errors += edit_distance(t, read.replace("|", ""))
-    # One epoch of MNIST, photographed pages: most digits right.
-    assert 1 - errors / digits >= 0.9, (errors, digits)
+    # Three epochs of MNIST, photographed pages: nearly all digits right.
+    assert 1 - errors / digits >= 0.92, (errors, digits)
 
 
-def test_read_cli_json_annotate_crops(real_model, tmp_path, capsys):
-    workdir, _ = real_model
+def test_read_cli_json_annotate_crops(reader_model, tmp_path, capsys):
+    workdir, _ = reader_model
     sample = ASSETS / "sample_page.jpg"
     truth = json.loads((ASSETS / "sample_page.json").read_text())["text"]
     code = cli.main(
@@ -80,8 +80,8 @@ def test_read_cli_json_annotate_crops(real_model, tmp_path, capsys):
     assert cv2.imread(str(crops[0]), cv2.IMREAD_GRAYSCALE).shape == (28, 28)
 
 
-def test_read_batch_with_bad_and_empty_photos(real_model, tmp_path, capsys):
-    workdir, _ = real_model
+def test_read_batch_with_bad_and_empty_photos(reader_model, tmp_path, capsys):
+    workdir, _ = reader_model
     bad = tmp_path / "bad.jpg"
     bad.write_text("not an image")
     empty = tmp_path / "empty.png"
@@ -109,8 +109,8 @@ def test_read_batch_with_bad_and_empty_photos(real_model, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["images"][0]["lines"] == []
 
 
-def test_extract_and_classify_cli(real_model, tmp_path, capsys):
-    workdir, _ = real_model
+def test_extract_and_classify_cli(reader_model, tmp_path, capsys):
+    workdir, _ = reader_model
     sample = ASSETS / "sample_page.jpg"
     truth = json.loads((ASSETS / "sample_page.json").read_text())["text"].replace("|", "")
     assert cli.main(["extract", str(sample), "--crops", str(tmp_path), "--json"]) == 0
@@ -129,10 +129,10 @@ def test_extract_and_classify_cli(real_model, tmp_path, capsys):
     assert rows[-1]["digit"] == rows[0]["digit"]
 
 
-def test_model_errors_are_one_line(real_model, tmp_path, capsys):
+def test_model_errors_are_one_line(reader_model, tmp_path, capsys):
     sample = ASSETS / "sample_page.jpg"
     assert cli.main(["read", str(sample), "--model", str(tmp_path / "none")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("digits-jax: error:") and "\n" not in err
-    assert cli.main(["classify", str(tmp_path), "--model", str(real_model[0])]) == 2
+    assert cli.main(["classify", str(tmp_path), "--model", str(reader_model[0])]) == 2
     assert "no images" in capsys.readouterr().err
