@@ -2,7 +2,8 @@
 
 Each function maps a batch of float images (B, 28, 28, 1) in [0, 1] and a PRNG
 key to a batch of the same shape and range, is the identity at zero strength,
-and is deterministic for a given key.
+and is deterministic for a given key. The geometric ones (affine and elastic)
+build one sampling grid per image and resample once, bilinearly.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+SIZE = 28
+
 
 def random_shift(rng: jax.Array, images: jax.Array, max_shift: int) -> jax.Array:
-    """Translates each image by up to ``max_shift`` pixels in x and y, filling with black."""
+    """Translates each image by up to ``max_shift`` whole pixels in x and y, filling with black."""
     if max_shift <= 0:
         return images
     b, h, w, _ = images.shape
@@ -26,6 +29,187 @@ def random_shift(rng: jax.Array, images: jax.Array, max_shift: int) -> jax.Array
     return jax.vmap(crop)(padded, offsets)
 
 
+def _affine(rot: jax.Array, zoom: jax.Array, shear: jax.Array, shift: jax.Array) -> jax.Array:
+    """(B, 2, 3) maps from output to input pixel coordinates (row, col), about the centre.
+
+    Angles in radians; the forward transform is rotate(shear(zoom(p))) + shift.
+    """
+    cos, sin, tan = jnp.cos(rot), jnp.sin(rot), jnp.tan(shear)
+    forward = jnp.stack(
+        [
+            jnp.stack([cos * zoom, (cos * tan - sin) * zoom], -1),
+            jnp.stack([sin * zoom, (sin * tan + cos) * zoom], -1),
+        ],
+        -2,
+    )
+    inverse = jnp.linalg.inv(forward)
+    centre = jnp.full((2,), (SIZE - 1) / 2)
+    offset = centre - jnp.einsum("bij,bj->bi", inverse, centre + shift)
+    return jnp.concatenate([inverse, offset[..., None]], axis=-1)
+
+
+def affine_matrices(
+    rng: jax.Array,
+    batch: int,
+    rotation_deg: float = 0.0,
+    scale: float = 0.0,
+    shear_deg: float = 0.0,
+    translate: float = 0.0,
+) -> jax.Array:
+    """Random (B, 2, 3) sampling maps: rotation and shear uniform in +-degrees, the zoom
+    uniform in [1 - scale, 1 + scale], the translation uniform in +-pixels."""
+    k_rot, k_scale, k_shear, k_shift = jax.random.split(rng, 4)
+    uniform = lambda k, shape: jax.random.uniform(k, shape, minval=-1, maxval=1)  # noqa: E731
+    return _affine(
+        jnp.deg2rad(rotation_deg) * uniform(k_rot, (batch,)),
+        1 + scale * uniform(k_scale, (batch,)),
+        jnp.deg2rad(shear_deg) * uniform(k_shear, (batch,)),
+        translate * uniform(k_shift, (batch, 2)),
+    )
+
+
+def _grid() -> jax.Array:
+    grid = jnp.stack(jnp.meshgrid(jnp.arange(SIZE), jnp.arange(SIZE), indexing="ij"))
+    return grid.reshape(2, -1).astype(jnp.float32)
+
+
+def _warp(images: jax.Array, m: jax.Array, displacement: jax.Array | None = None) -> jax.Array:
+    coords = jnp.einsum("bij,jn->bin", m[..., :2], _grid()) + m[..., 2:]
+    coords = coords.reshape(images.shape[0], 2, SIZE, SIZE)
+    if displacement is not None:
+        coords = coords + displacement
+    return jnp.clip(bilinear_sample(images, coords), 0.0, 1.0)
+
+
+# Test-time augmentation: the identity first, then small fixed transforms
+# (rotation in degrees, zoom, shift in pixels as (row, col)).
+TTA_VIEWS = (
+    (0.0, 1.0, (0.0, 0.0)),
+    (7.0, 1.0, (0.0, 0.0)),
+    (-7.0, 1.0, (0.0, 0.0)),
+    (0.0, 1.08, (0.0, 0.0)),
+    (0.0, 0.92, (0.0, 0.0)),
+    (0.0, 1.0, (1.0, 0.0)),
+    (0.0, 1.0, (-1.0, 0.0)),
+    (0.0, 1.0, (0.0, 1.0)),
+    (0.0, 1.0, (0.0, -1.0)),
+)
+
+
+def tta_view(images: jax.Array, index: int) -> jax.Array:
+    """The ``index``-th fixed test-time view of a batch (0 is the batch itself)."""
+    rotation, zoom, shift = TTA_VIEWS[index]
+    if index == 0:
+        return images
+    b = images.shape[0]
+    m = _affine(
+        jnp.full((b,), jnp.deg2rad(rotation)),
+        jnp.full((b,), zoom),
+        jnp.zeros((b,)),
+        jnp.broadcast_to(jnp.asarray(shift), (b, 2)),
+    )
+    return _warp(images, m)
+
+
+def _gaussian_matrix(sigma: float) -> jax.Array:
+    """(28, 28) matrix that blurs a 28-vector with a Gaussian (zero padding at the edges)."""
+    x = jnp.arange(SIZE, dtype=jnp.float32)
+    g = jnp.exp(-0.5 * ((x[:, None] - x[None, :]) / sigma) ** 2)
+    return g / g.sum(axis=1, keepdims=True)
+
+
+def elastic_displacements(rng: jax.Array, batch: int, alpha: float, sigma: float) -> jax.Array:
+    """Smooth random displacement fields (B, 2, 28, 28) in pixels (Simard et al. 2003).
+
+    Uniform noise in [-1, 1] per pixel, Gaussian-blurred (two small matmuls,
+    much cheaper on a CPU than a convolution), scaled to ``alpha`` pixels at
+    its largest.
+    """
+    field = jax.random.uniform(rng, (batch, 2, SIZE, SIZE), minval=-1, maxval=1)
+    g = _gaussian_matrix(sigma)
+    field = jnp.einsum("ij,bcjk,lk->bcil", g, field, g)
+    peak = jnp.max(jnp.abs(field), axis=(2, 3), keepdims=True)
+    return alpha * field / (peak + 1e-6)
+
+
+def bilinear_sample(images: jax.Array, coords: jax.Array) -> jax.Array:
+    """Samples (B, 28, 28, 1) images at (B, 2, 28, 28) input coordinates; black outside.
+
+    Four flat gathers per image: far faster on a CPU than ``map_coordinates``.
+    """
+    b = images.shape[0]
+    flat = images.reshape(b, SIZE * SIZE)
+    rows, cols = coords[:, 0].reshape(b, -1), coords[:, 1].reshape(b, -1)
+    r0, c0 = jnp.floor(rows), jnp.floor(cols)
+    fr, fc = rows - r0, cols - c0
+    r0, c0 = r0.astype(jnp.int32), c0.astype(jnp.int32)
+
+    def tap(r: jax.Array, c: jax.Array) -> jax.Array:
+        inside = (r >= 0) & (r < SIZE) & (c >= 0) & (c < SIZE)
+        idx = jnp.clip(r, 0, SIZE - 1) * SIZE + jnp.clip(c, 0, SIZE - 1)
+        return jnp.where(inside, jnp.take_along_axis(flat, idx, axis=1), 0.0)
+
+    out = (
+        (1 - fr) * (1 - fc) * tap(r0, c0)
+        + (1 - fr) * fc * tap(r0, c0 + 1)
+        + fr * (1 - fc) * tap(r0 + 1, c0)
+        + fr * fc * tap(r0 + 1, c0 + 1)
+    )
+    return out.reshape(images.shape)
+
+
+def random_geometry(
+    rng: jax.Array,
+    images: jax.Array,
+    rotation_deg: float = 0.0,
+    scale: float = 0.0,
+    shear_deg: float = 0.0,
+    translate: float = 0.0,
+    elastic_alpha: float = 0.0,
+    elastic_sigma: float = 4.0,
+) -> jax.Array:
+    """Random affine transform plus elastic distortion, resampled once."""
+    if not any((rotation_deg, scale, shear_deg, translate, elastic_alpha)):
+        return images
+    batch = images.shape[0]
+    k_affine, k_elastic = jax.random.split(rng)
+    m = affine_matrices(k_affine, batch, rotation_deg, scale, shear_deg, translate)
+    displacement = None
+    if elastic_alpha:
+        displacement = elastic_displacements(k_elastic, batch, elastic_alpha, elastic_sigma)
+    return _warp(images, m, displacement)
+
+
+def random_stroke_width(rng: jax.Array, images: jax.Array, probability: float) -> jax.Array:
+    """Thickens (3x3 dilation) or thins (3x3 erosion) each image with ``probability`` each.
+
+    A digit already so thin that erosion would remove over half its ink is left as it is.
+    """
+    if probability <= 0:
+        return images
+    pool = lambda x: jax.lax.reduce_window(  # noqa: E731
+        x, -jnp.inf, jax.lax.max, (1, 3, 3, 1), (1, 1, 1, 1), "SAME"
+    )
+    thick, thin = pool(images), -pool(-images)
+    ink = lambda x: jnp.sum(x, axis=(1, 2, 3), keepdims=True)  # noqa: E731
+    thin = jnp.where(ink(thin) >= 0.5 * ink(images), thin, images)
+    u = jax.random.uniform(rng, (images.shape[0], 1, 1, 1))
+    return jnp.where(u < probability, thick, jnp.where(u < 2 * probability, thin, images))
+
+
 def augment(rng: jax.Array, images: jax.Array, config: ml_collections.ConfigDict) -> jax.Array:
-    """Applies the augmentations the config switches on."""
+    """Applies the augmentations the config switches on (all off: the identity)."""
+    # The shift keeps ``rng`` itself, so shift-only configs reproduce earlier runs.
+    k_geometry, k_stroke = jax.random.fold_in(rng, 1), jax.random.fold_in(rng, 2)
+    images = random_stroke_width(k_stroke, images, config.augment_stroke)
+    images = random_geometry(
+        k_geometry,
+        images,
+        rotation_deg=config.augment_rotation,
+        scale=config.augment_scale,
+        shear_deg=config.augment_shear,
+        translate=config.augment_translate,
+        elastic_alpha=config.augment_elastic_alpha,
+        elastic_sigma=config.augment_elastic_sigma,
+    )
     return random_shift(rng, images, config.augment_shift)

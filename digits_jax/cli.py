@@ -13,8 +13,6 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import numpy as np
-
 from digits_jax.errors import DigitsJaxError
 
 DEFAULT_WORKDIRS = {"dae": Path("workdirs/dae"), "classifier": Path("workdirs/classifier")}
@@ -44,6 +42,33 @@ def _add_config_flags(parser: argparse.ArgumentParser, task: str) -> None:
     parser.epilog = "Any config value can be overridden: --config.num_epochs=3"
 
 
+def _add_tta_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--tta",
+        type=int,
+        default=1,
+        metavar="N",
+        help="test-time augmentation: average N fixed views (1: none; at most 9)",
+    )
+
+
+def _add_model_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model",
+        type=Path,
+        action="append",
+        help="a classifier workdir; repeat for an ensemble "
+        f"(default: {DEFAULT_WORKDIRS['classifier']}, which make demo trains)",
+    )
+    _add_tta_flag(parser)
+
+
+def _models(args: argparse.Namespace, attr: str = "model"):
+    from digits_jax import inference
+
+    return inference.load_ensemble(getattr(args, attr) or [DEFAULT_WORKDIRS["classifier"]])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="digits-jax",
@@ -68,17 +93,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--freeze-encoder", action="store_true", help="keep the grafted encoder fixed")
     p.set_defaults(run=cmd_train)
 
-    p = sub.add_parser("evaluate", help="test accuracy of a trained classifier")
-    p.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIRS["classifier"])
+    p = sub.add_parser("evaluate", help="test accuracy of a trained classifier (or an ensemble)")
+    p.add_argument(
+        "--workdir",
+        type=Path,
+        action="append",
+        help="a classifier workdir; repeat for an ensemble (default: workdirs/classifier)",
+    )
+    _add_tta_flag(p)
     p.add_argument("--split", choices=("test", "train"), default="test")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     _add_data_flags(p)
     p.set_defaults(run=cmd_evaluate)
 
-    model_help = f"a classifier workdir (default: {DEFAULT_WORKDIRS['classifier']}, from make demo)"
     p = sub.add_parser("read", help="read the handwritten digits in photos, line by line")
     p.add_argument("photos", nargs="+", type=Path, metavar="PHOTO")
-    p.add_argument("--model", type=Path, default=DEFAULT_WORKDIRS["classifier"], help=model_help)
+    _add_model_flags(p)
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
     p.add_argument(
         "--annotate",
@@ -98,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("classify", help="classify single-digit images (crops), one digit each")
     p.add_argument("inputs", nargs="+", type=Path, metavar="IMAGE|DIR")
-    p.add_argument("--model", type=Path, default=DEFAULT_WORKDIRS["classifier"], help=model_help)
+    _add_model_flags(p)
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
     p.set_defaults(run=cmd_classify)
     return parser
@@ -169,14 +199,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     _enable_compilation_cache()
     from digits_jax import inference
 
-    result = inference.evaluate_workdir(args.workdir, split=args.split)
+    workdirs = args.workdir or [DEFAULT_WORKDIRS["classifier"]]
+    result = inference.evaluate_workdirs(workdirs, split=args.split, tta=args.tta)
     if args.json:
         print(json.dumps(result))
     else:
         acc = result[f"{args.split}_accuracy"]
+        what = f"{len(workdirs)} models" if len(workdirs) > 1 else f"epoch {result['epochs'][0]}"
+        loss, ece = result[f"{args.split}_loss"], result[f"{args.split}_ece"]
         print(
             f"{args.split} accuracy: {100 * acc:.2f}% on {result['num_examples']} examples "
-            f"(loss {result[f'{args.split}_loss']:.4f}, epoch {result['epoch']})"
+            f"(loss {loss:.4f}, ECE {100 * ece:.2f}%, {what}, tta {args.tta})"
         )
     return 0
 
@@ -198,10 +231,10 @@ def cmd_read(args: argparse.Namespace) -> int:
     _enable_compilation_cache()
     if not 0.0 <= args.min_confidence <= 1.0:
         raise DigitsJaxError("--min-confidence must be between 0 and 1")
-    from digits_jax import annotate, inference, reading
+    from digits_jax import annotate, reading
 
-    classifier = inference.load_classifier(args.model)
-    results, pages = reading.read_pages(args.photos, classifier, args.min_confidence)
+    model = _models(args)
+    results, pages = reading.read_pages(args.photos, model, args.min_confidence, args.tta)
     by_path = {page.path: page for page in pages}
     several = len(args.photos) > 1
     for result in results:
@@ -280,9 +313,9 @@ def _image_files(inputs: list[Path]) -> list[Path]:
 
 def cmd_classify(args: argparse.Namespace) -> int:
     _enable_compilation_cache()
-    from digits_jax import images, inference, mnist_format, reading
+    from digits_jax import images, mnist_format, reading
 
-    classifier = inference.load_classifier(args.model)
+    model = _models(args)
     paths, crops, failed = [], [], False
     for path in _image_files(args.inputs):
         try:
@@ -291,7 +324,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
         except DigitsJaxError as error:
             _report_bad(str(path), str(error))
             failed = True
-    probs = reading.probabilities(classifier, np.stack(crops) if crops else np.zeros((0, 28, 28)))
+    probs = reading.probabilities(model, crops, args.tta)
     rows = [
         {"path": str(p), "digit": int(pr.argmax()), "confidence": round(float(pr.max()), 4)}
         for p, pr in zip(paths, probs, strict=True)

@@ -31,13 +31,23 @@ def base_config() -> ml_collections.ConfigDict:
     # Data: 0 means the whole split; small numbers make tiny test runs.
     config.train_limit = 0
     config.test_limit = 0
+    # Classifier only: the last `holdout` training digits are kept out of training and
+    # used to fit the temperature that calibrates the confidences (0: no calibration).
+    config.holdout = 0
     # Optimisation (the original: Adam, lr 2.5e-3 x0.8 every 5 epochs, batch 32, 30 epochs).
     config.optimizer = "adam"  # "adam" (AdamW when weight_decay > 0) or "sgd" (momentum 0.9)
     config.weight_decay = 0.0  # decoupled, on kernels only
     config.label_smoothing = 0.0  # classifier only
     config.dropout_rate = 0.0  # classifier only: on the 512 features before the dense layer
     # Augmentation on the device (classifier only), see digits_jax.augment.
-    config.augment_shift = 0  # random translation, in pixels
+    config.augment_shift = 0  # random translation by whole pixels
+    config.augment_rotation = 0.0  # degrees, uniform in +-
+    config.augment_scale = 0.0  # zoom uniform in [1 - s, 1 + s]
+    config.augment_shear = 0.0  # degrees, uniform in +-
+    config.augment_translate = 0.0  # pixels (sub-pixel), uniform in +-
+    config.augment_elastic_alpha = 0.0  # elastic distortion strength, pixels (0: off)
+    config.augment_elastic_sigma = 4.0  # its smoothness, pixels
+    config.augment_stroke = 0.0  # probability of thickening, and of thinning, a digit
     config.learning_rate = 2.5e-3
     config.lr_schedule = "cosine"  # "cosine" (with warmup), "step" (the original's) or "constant"
     config.warmup_epochs = 0.5
@@ -139,11 +149,25 @@ def validate(config: ml_collections.ConfigDict) -> None:
         (config.eval_batch_size > 0, "eval_batch_size must be positive"),
         (config.keep_checkpoints > 0, "keep_checkpoints must be positive"),
         (config.train_limit >= 0 and config.test_limit >= 0, "limits must not be negative"),
+        (config.holdout >= 0, "holdout must not be negative"),
         (config.noise_sigma >= 0, "noise_sigma must not be negative"),
         (config.weight_decay >= 0, "weight_decay must not be negative"),
         (0 <= config.label_smoothing < 1, "label_smoothing must be in [0, 1)"),
         (0 <= config.dropout_rate < 1, "dropout_rate must be in [0, 1)"),
         (0 <= config.augment_shift <= 8, "augment_shift must be in [0, 8]"),
+        (0 <= config.augment_scale < 1, "augment_scale must be in [0, 1)"),
+        (0 <= config.augment_stroke <= 0.5, "augment_stroke must be in [0, 0.5]"),
+        (config.augment_elastic_sigma > 0, "augment_elastic_sigma must be positive"),
+        (
+            min(
+                config.augment_rotation,
+                config.augment_shear,
+                config.augment_translate,
+                config.augment_elastic_alpha,
+            )
+            >= 0,
+            "augmentation strengths must not be negative",
+        ),
         (config.optimizer in ("adam", "sgd"), "optimizer must be adam or sgd"),
         (
             config.lr_schedule in ("cosine", "step", "constant"),

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 from dataclasses import dataclass, field
 
 import cv2
@@ -357,6 +358,11 @@ def _blobs(mask: np.ndarray) -> tuple[list[_Blob], float]:
     idx = np.flatnonzero(keep)
     if idx.size == 0:
         return [], 0.0
+    # The typical height comes from components inside the frame when there are any: the
+    # page's edge against the desk is a long strip touching the border and holds much ink.
+    inside = np.flatnonzero(keep & ~border)
+    if inside.size:
+        idx = inside
     hh, aa = h[idx].astype(np.float64), area[idx].astype(np.float64)
     order = np.argsort(hh)
     cum = np.cumsum(aa[order])
@@ -370,6 +376,10 @@ def _blobs(mask: np.ndarray) -> tuple[list[_Blob], float]:
     # a 1 is solid too, but narrow.
     keep &= ~(border & (area > 0.45 * w * h) & (w > 0.35 * h))
     keep &= ~(border & (size < 0.6 * typical))  # debris cut by the frame
+    # Slivers along the frame (the page's edge against the desk) and the page's corners.
+    keep &= ~(border & ((np.minimum(w, h) < 0.35 * size) | (w > 2.0 * typical)))
+    # Long thin dashes far wider than a 5's detached bar: underlines, leftover rules.
+    keep &= ~((w > 1.2 * typical) & (h < 0.35 * typical))
     blobs, widths = [], []
     for i in np.flatnonzero(keep):
         xs, ys, ws, hs = int(x[i]), int(y[i]), int(w[i]), int(h[i])
@@ -422,10 +432,17 @@ def _merge_fragments(line: list[_Blob], height: float) -> list[_Blob]:
                 narrow = min(a.w, b.w)
                 overlap = min(a.x + a.w, b.x + b.w) - max(a.x, b.x)
                 short = min(a.h, b.h) < 0.75 * height
+                v_overlap = min(a.y + a.h, b.y + b.h) - max(a.y, b.y)
                 if overlap >= 0.8 * narrow:
                     max_width = 1.2 * height
+                elif short and overlap >= 0.3 * narrow and v_overlap <= 0.15 * min(a.h, b.h):
+                    # One piece above the other: two digits of a line never stack.
+                    max_width = 1.45 * height
                 elif short and overlap + 0.1 * height >= 0.5 * narrow:
                     max_width = 1.0 * height
+                elif min(a.h, b.h) < 0.55 * height and overlap >= -0.15 * height:
+                    # Too short to be a digit on its own, and next to one.
+                    max_width = 1.45 * height
                 else:
                     continue
                 u = _union(a, b)
@@ -507,31 +524,53 @@ def _split_touching(blob: _Blob, width: float, height: float) -> list[_Blob]:
 _CUT_SLOPES = (-0.35, -0.18, 0.0, 0.18, 0.35)
 # A cut between touching digits crosses one stroke: its ink along the cut is at most this
 # many pen widths (the middle of a 0 or the body of a 2 crosses two or more strokes).
-import os
+_CUT_MAX_PENS = float(os.environ.get("CMP", "1.5"))
+_PH = float(os.environ.get("PH", "0.85"))
+_ONE_RMS = float(os.environ.get("ORMS", "0.05"))
 
-_CUT_MAX_PENS = float(os.environ.get("CMP", "1.8"))
+
+def _core(blob: _Blob, ink8: np.ndarray) -> np.ndarray:
+    """The blob's ink at half its stroke strength or more: the pen line as seen, without
+    the faint halo that the low binarisation threshold adds (and that joins neighbours)."""
+    sub = ink8[blob.y : blob.y + blob.h, blob.x : blob.x + blob.w]
+    vals = sub[blob.mask]
+    if vals.size == 0:
+        return blob.mask
+    return blob.mask & (sub >= 0.5 * float(np.percentile(vals, 90)))
 
 
-def _one_like(p: _Blob) -> bool:
-    """A narrow piece that is a single straight-ish stroke (a 1), not an arc of a 0 or 3."""
-    m = p.mask
+def _one_like(m: np.ndarray) -> bool:
+    """A narrow piece that is a single straight stroke (a 1), not the arm of an open 0 or
+    the side of a 3: one ink run per row, with run centres close to a straight line."""
     runs = (np.diff(m.astype(np.int8), axis=1, prepend=0) == 1).sum(axis=1)
-    return float(np.mean(runs <= 1)) >= 0.9
+    inked = runs > 0
+    if inked.sum() < 5 or float(np.mean(runs[inked] <= 1)) < 0.9:
+        return False
+    rows = np.flatnonzero(inked)
+    cols = np.arange(m.shape[1], dtype=np.float64)
+    centres = (m[rows] * cols).sum(axis=1) / m[rows].sum(axis=1)
+    fit = np.polyval(np.polyfit(rows, centres, 1), rows)
+    rms = float(np.sqrt(np.mean((centres - fit) ** 2)))
+    return rms <= max(1.5, _ONE_RMS * m.shape[0])
 
 
-def _cut_pieces(blob: _Blob, height: float, pen: float) -> list[_Blob] | None:
+def _cut_pieces(blob: _Blob, ink8: np.ndarray, height: float, pen: float) -> list[_Blob] | None:
     """The best single cut of a blob into two digit-sized pieces, or None.
 
-    Cut lines at a few slants are scored by the ink they cross; a cut is valid only when
-    it crosses one stroke, thinly, and leaves two pieces each as tall as a digit (a cut
-    through a 5's bar or a 7's top leaves a short piece; one through a 0 crosses two
-    strokes). Narrow pieces must be straight strokes (a 1), not the side of a 0."""
-    m = blob.mask
-    h, w = m.shape
-    ys, xs = np.nonzero(m)
+    Cut lines at a few slants are scored by the (half-strength) ink they cross; a cut is
+    valid only when it crosses one stroke, thinly, and leaves two pieces each as tall as
+    the blob (a cut through a 5's bar, a 7's top or a 4's bar leaves a short piece; one
+    through a 0 crosses two strokes). Narrow pieces must be straight strokes (a 1), not
+    the side of a 0."""
+    core = _core(blob, ink8)
+    h, w = core.shape
+    ys, xs = np.nonzero(core)
     total = ys.size
+    rows = np.flatnonzero(core.any(axis=1))
     if total == 0 or w < 4:
         return None
+    core_h = int(rows[-1] - rows[0] + 1)
+    mys, mxs = np.nonzero(blob.mask)
     best: tuple[float, list[_Blob]] | None = None
     for slope in _CUT_SLOPES:
         off = np.round(-slope * (np.arange(h) - h / 2)).astype(np.int64)
@@ -543,25 +582,29 @@ def _cut_pieces(blob: _Blob, height: float, pen: float) -> list[_Blob] | None:
         runs = (np.diff(sheared, axis=0, prepend=0) == 1).sum(axis=0)
         cum = np.cumsum(prof)
         ok = (runs <= 1) & (prof <= _CUT_MAX_PENS * pen + 1)
-        ok &= (cum >= 0.12 * total) & (total - cum >= 0.12 * total)
+        ok &= (cum >= 0.1 * total) & (total - cum >= 0.1 * total)
         cand = np.flatnonzero(ok)
-        if cand.size == 0:
-            continue
-        # Only local minima of the profile along the candidates, cheapest first.
+        # The cheapest few cuts at this slant, the first valid one counts.
         for c in cand[np.argsort(prof[cand], kind="stable")][:4]:
-            left = np.zeros_like(m)
+            left = np.zeros_like(core)
             sel = cols <= c
             left[ys[sel], xs[sel]] = True
-            right = m & ~left
+            right = core & ~left
+            parts = [_main_parts(left), _main_parts(right)]
+            if not all(_piece_ok(m, core_h, height) for m in parts):
+                continue
+            full_left = np.zeros_like(core)
+            sel = (mxs + off[mys]) <= c
+            full_left[mys[sel], mxs[sel]] = True
             pieces = []
-            for part in (left, right):
-                p = _tight(blob.x, blob.y, _main_parts(part))
+            for full, part in ((full_left, parts[0]), (blob.mask & ~full_left, parts[1])):
+                # Keep the halo pixels of the piece's own strokes, not of slivers dropped.
+                grown = cv2.dilate(part.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+                p = _tight(blob.x, blob.y, full & (grown | part))
                 if p is None:
                     break
                 pieces.append(p)
             if len(pieces) != 2:
-                continue
-            if not all(_piece_ok(p, blob, height, pen) for p in pieces):
                 continue
             score = float(prof[c]) / max(pen, 1.0) + 0.3 * abs(slope)
             if best is None or score < best[0]:
@@ -570,27 +613,33 @@ def _cut_pieces(blob: _Blob, height: float, pen: float) -> list[_Blob] | None:
     return None if best is None else best[1]
 
 
-def _piece_ok(p: _Blob, blob: _Blob, height: float, pen: float) -> bool:
-    if p.h < 0.65 * height or p.h < float(os.environ.get("PH", "0.78")) * blob.h:
+def _piece_ok(m: np.ndarray, blob_h: int, height: float) -> bool:
+    rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
+    if rows.size == 0:
         return False
-    if p.w > 1.3 * p.h:
+    ph, pw = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
+    if ph < 0.65 * height or ph < _PH * blob_h:
         return False
-    if p.w < 0.45 * p.h:
-        return _one_like(p)
+    if pw > 1.3 * ph:
+        return False
+    if pw < 0.45 * ph:
+        return _one_like(m[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1])
     return True
 
 
-def _split_touching2(blob: _Blob, height: float, pen: float, depth: int = 0) -> list[_Blob]:
+def _split_touching2(
+    blob: _Blob, ink8: np.ndarray, height: float, pen: float, depth: int = 0
+) -> list[_Blob]:
     """Cut a blob into touching digits, recursively (three or more in one clump)."""
-    if depth > 4 or blob.w < 0.75 * min(blob.h, height):
+    if depth > 4 or blob.w < 0.7 * min(blob.h, height):
         return [blob]
-    pieces = _cut_pieces(blob, height, pen)
+    pieces = _cut_pieces(blob, ink8, height, pen)
     if pieces is None:
         return [blob]
-    return [q for p in pieces for q in _split_touching2(p, height, pen, depth + 1)]
+    return [q for p in pieces for q in _split_touching2(p, ink8, height, pen, depth + 1)]
 
 
-def _line_digits(line: list[_Blob], page_width: float) -> list[_Blob]:
+def _line_digits(line: list[_Blob], page_width: float, ink8: np.ndarray) -> list[_Blob]:
     """Merge fragments, split touching digits and drop non-digits within one line."""
     heights = np.array([b.h for b in line], np.float64)
     height = float(np.median(heights[heights >= 0.5 * heights.max()]))
@@ -599,12 +648,16 @@ def _line_digits(line: list[_Blob], page_width: float) -> list[_Blob]:
     wides = [b.w for b in blobs if b.w > 0.4 * b.h and b.w < 1.1 * b.h]
     width = float(np.median(wides)) if wides else 0.0
     width = max(width, 0.55 * height, page_width)
-    pens = [stroke_width(b.mask) for b in blobs if b.h >= 0.5 * height]
+    pens = [stroke_width(_core(b, ink8)) for b in blobs if b.h >= 0.5 * height]
     pen = float(np.median(pens)) if pens else 0.0
     out: list[_Blob] = []
     for b in blobs:
-        parts = _split_touching2(b, height, pen) if pen > 0 else [b]
-        if len(parts) == 1 and b.w > _SPLIT_ASPECT * b.h and b.w > _SPLIT_WIDTH * width:
+        parts = _split_touching2(b, ink8, height, pen) if pen > 0 else [b]
+        if (
+            len(parts) == 1
+            and b.w > _SPLIT_ASPECT * b.h
+            and b.w > float(os.environ.get("SW", "1.6")) * width
+        ):
             parts = _split_touching(b, width, height)
         out.extend(parts)
     digits = []
@@ -637,7 +690,7 @@ def _segment(image: np.ndarray, light_ink: bool | None = None) -> list[list[_Blo
     page_width = 0.9 * float(np.median(wides)) if wides else 0.0
     lines = []
     for idx in group_lines([b.box for b in blobs]):
-        digits = _line_digits([blobs[i] for i in idx], page_width)
+        digits = _line_digits([blobs[i] for i in idx], page_width, ink8)
         # A "line" of marks much smaller than the page's digits is debris, not writing.
         if digits and max(b.h for b in digits) >= 0.4 * typical:
             lines.append([_soft(b, ink8) for b in digits])

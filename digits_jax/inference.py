@@ -1,12 +1,15 @@
-"""Loading a trained classifier from its workdir and applying it.
+"""Loading trained classifiers from their workdirs and applying them.
 
 Used by ``evaluate`` and by everything that reads digits: only the parameters
-are restored, checked against the architecture before use.
+are restored, checked against the architecture before use. Confidences are
+temperature-calibrated when the run fitted a temperature; several workdirs make
+an ensemble (probabilities averaged), and ``tta`` averages fixed augmented views.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,24 +17,35 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
-from digits_jax import config_lib, models
+from digits_jax import augment, calibration, config_lib, models
 from digits_jax.checkpoints import CheckpointError, Checkpoints
-from digits_jax.models import Classifier
+from digits_jax.errors import DigitsJaxError
 from digits_jax.surgery import first_mismatch
+
+MAX_TTA = len(augment.TTA_VIEWS)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 3))
+def _apply(model: models.Classifier, params: Any, images: jax.Array, view: int) -> jax.Array:
+    return model.apply({"params": params}, augment.tta_view(images, view))
 
 
 @dataclass
 class LoadedClassifier:
     """A classifier's parameters with the model that applies them."""
 
-    model: Classifier
+    model: models.Classifier
     params: Any
     meta: dict[str, Any]
     workdir: Path
 
-    def logits(self, images: np.ndarray | jax.Array, batch_size: int = 512) -> np.ndarray:
+    @property
+    def temperature(self) -> float:
+        """The fitted calibration temperature (1.0 when the run held nothing out)."""
+        return float(self.meta.get("temperature") or 1.0)
+
+    def logits(self, images: np.ndarray, view: int = 0, batch_size: int = 512) -> np.ndarray:
         """Logits for float images (N, 28, 28) or (N, 28, 28, 1) in [0, 1], in batches.
 
         Batches are padded to a power of two (at least 32), so photos with
@@ -45,13 +59,28 @@ class LoadedClassifier:
             batch = images[start : start + batch_size]
             padded = max(32, 1 << (len(batch) - 1).bit_length())
             batch = np.pad(batch, ((0, padded - len(batch)), (0, 0), (0, 0), (0, 0)))
-            out.append(np.asarray(_apply(self.model, self.params, batch))[: len(images) - start])
+            logits = _apply(self.model, self.params, batch, view)
+            out.append(np.asarray(logits)[: len(images) - start])
         return np.concatenate(out) if out else np.zeros((0, 10), np.float32)
 
+    def probabilities(self, images: np.ndarray, tta: int = 1) -> np.ndarray:
+        """Calibrated probabilities (N, 10), averaged over the first ``tta`` views."""
+        views = [self.logits(images, view) for view in range(tta)]
+        return np.mean([calibration.softmax(v, self.temperature) for v in views], axis=0)
 
-@functools.partial(jax.jit, static_argnums=0)
-def _apply(model: Classifier, params: Any, images: jax.Array) -> jax.Array:
-    return model.apply({"params": params}, images)
+
+@dataclass
+class Ensemble:
+    """Several classifiers whose calibrated probabilities are averaged."""
+
+    members: list[LoadedClassifier]
+
+    def probabilities(self, images: np.ndarray, tta: int = 1) -> np.ndarray:
+        if len(images) == 0:
+            return np.zeros((0, 10), np.float32)
+        if not 1 <= tta <= MAX_TTA:
+            raise DigitsJaxError(f"--tta must be between 1 and {MAX_TTA}, got {tta}")
+        return np.mean([m.probabilities(images, tta) for m in self.members], axis=0)
 
 
 def load_classifier(workdir: str | Path) -> LoadedClassifier:
@@ -68,26 +97,38 @@ def load_classifier(workdir: str | Path) -> LoadedClassifier:
     finally:
         ckpts.close()
     config = config_lib.from_json(meta.get("config", {}))
-    model = Classifier(conv_impl=config.conv_impl)
-    expected = models.param_shapes(model)
-    problem = first_mismatch(expected, params)
+    model = models.Classifier(conv_impl=config.conv_impl)
+    problem = first_mismatch(models.param_shapes(model), params)
     if problem:
         raise CheckpointError(f"{workdir} is not this classifier's architecture ({problem})")
     return LoadedClassifier(model, jax.tree.map(jnp.asarray, params), meta, workdir)
 
 
-def evaluate_workdir(workdir: str | Path, split: str = "test") -> dict[str, Any]:
-    """Accuracy and loss of a workdir's latest classifier on a whole MNIST split."""
-    from digits_jax import input_pipeline, train, training_loop  # only evaluation needs them
+def load_ensemble(workdirs: Sequence[str | Path]) -> Ensemble:
+    """One or more classifier workdirs as an ensemble."""
+    if not workdirs:
+        raise DigitsJaxError("no model given")
+    return Ensemble([load_classifier(w) for w in workdirs])
 
-    clf = load_classifier(workdir)
-    data = input_pipeline.load_device_split(split)
-    state = training_loop.new_state(clf.model, clf.params, optax.identity())
-    metrics = training_loop.evaluate(train.TASK, state, data, batch_size=1000)
+
+def evaluate_workdirs(
+    workdirs: Sequence[str | Path], split: str = "test", tta: int = 1
+) -> dict[str, Any]:
+    """Accuracy, loss (NLL) and calibration error of a model or ensemble on an MNIST split."""
+    from digits_jax import data  # TFDS: only evaluation needs it
+
+    ensemble = load_ensemble(workdirs)
+    images, labels = data.load_split(split)
+    probs = ensemble.probabilities(images.astype(np.float32) / 255.0, tta)
+    picked = np.clip(probs[np.arange(len(labels)), labels], 1e-12, 1.0)
     return {
-        f"{split}_accuracy": metrics["accuracy"],
-        f"{split}_loss": metrics["loss"],
-        "num_examples": data.size,
-        "epoch": clf.meta.get("epoch"),
-        "workdir": str(workdir),
+        f"{split}_accuracy": float(np.mean(probs.argmax(1) == labels)),
+        f"{split}_loss": float(-np.mean(np.log(picked))),
+        f"{split}_ece": calibration.expected_calibration_error(probs, labels),
+        "num_examples": len(labels),
+        "models": len(ensemble.members),
+        "tta": tta,
+        "temperatures": [m.temperature for m in ensemble.members],
+        "epochs": [m.meta.get("epoch") for m in ensemble.members],
+        "workdirs": [str(w) for w in workdirs],
     }

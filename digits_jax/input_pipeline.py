@@ -32,6 +32,17 @@ def device_split(images: np.ndarray, labels: np.ndarray, limit: int = 0) -> Devi
     return DeviceSplit(jnp.asarray(images, jnp.uint8), jnp.asarray(labels, jnp.int32))
 
 
+def split_off(split: DeviceSplit, n: int) -> tuple[DeviceSplit, DeviceSplit]:
+    """The first ``size - n`` examples and the last ``n`` (a held-out part)."""
+    if not 0 < n < split.size:
+        raise ValueError(f"cannot hold out {n} of {split.size} examples")
+    cut = split.size - n
+    return (
+        DeviceSplit(split.images[:cut], split.labels[:cut]),
+        DeviceSplit(split.images[cut:], split.labels[cut:]),
+    )
+
+
 def load_device_split(split: str, limit: int = 0) -> DeviceSplit:
     """Loads an MNIST split through TFDS and puts it on the device."""
     from digits_jax import data  # TFDS is slow to import; only loading needs it

@@ -75,14 +75,11 @@ def extract_page(path: str | Path) -> ExtractedPage:
     return ExtractedPage(str(path), image, scale, extract_digits(image, scale))
 
 
-def probabilities(classifier: Any, crops: np.ndarray) -> np.ndarray:
-    """Softmax probabilities (N, 10) for 28x28 crops, via a loaded classifier."""
-    if len(crops) == 0:
+def probabilities(model: Any, crops: list[np.ndarray], tta: int = 1) -> np.ndarray:
+    """Probabilities (N, 10) for 28x28 crops from a model or ensemble (``.probabilities``)."""
+    if not crops:
         return np.zeros((0, 10), np.float32)
-    logits = classifier.logits(crops)
-    logits = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(logits)
-    return e / e.sum(axis=1, keepdims=True)
+    return model.probabilities(np.stack(crops), tta)
 
 
 def _line_result(digits: list[Digit], probs: np.ndarray, min_confidence: float) -> ReadLine:
@@ -97,7 +94,7 @@ def _line_result(digits: list[Digit], probs: np.ndarray, min_confidence: float) 
 
 
 def read_pages(
-    paths: list[str | Path], classifier: Any, min_confidence: float = 0.0
+    paths: list[str | Path], model: Any, min_confidence: float = 0.0, tta: int = 1
 ) -> tuple[list[PageResult], list[ExtractedPage]]:
     """Reads each photo; returns results (errors included) and the extracted pages."""
     results: list[PageResult] = []
@@ -112,7 +109,7 @@ def read_pages(
         w, h = page.size
         results.append(PageResult(str(path), w, h))
     crops = [d.crop for page in pages for line in page.lines for d in line]
-    probs = probabilities(classifier, np.stack(crops) if crops else np.zeros((0, 28, 28)))
+    probs = probabilities(model, crops, tta)
     ok = iter(r for r in results if r.error is None)
     offset = 0
     for page in pages:

@@ -6,18 +6,28 @@ compiles them into whole chunks of steps over device-resident MNIST.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import optax
 from flax.training import train_state
 
-from digits_jax import augment, config_lib, models, surgery, training_loop
+from digits_jax import (
+    augment,
+    calibration,
+    config_lib,
+    input_pipeline,
+    models,
+    surgery,
+    training_loop,
+)
 from digits_jax.checkpoints import CheckpointError, Checkpoints
-from digits_jax.input_pipeline import DeviceSplit, load_device_split
+from digits_jax.input_pipeline import DeviceSplit, load_device_split, to_float
 
 
 def create_model(config: ml_collections.ConfigDict) -> models.Classifier:
@@ -97,6 +107,41 @@ def task_for(config: ml_collections.ConfigDict) -> training_loop.Task:
     return _TASKS[key]
 
 
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _logits(apply_fn, batch, params, images):
+    batches = images.reshape(-1, batch, *images.shape[1:])
+    out = jax.lax.map(lambda x: apply_fn({"params": params}, to_float(x)), batches)
+    return out.reshape(-1, out.shape[-1])
+
+
+def logits_of(state: train_state.TrainState, split: DeviceSplit, batch: int = 500) -> np.ndarray:
+    """Logits (N, 10) of a whole split, compiled in batches."""
+    n = split.size
+    pad = -n % batch
+    images = jnp.pad(split.images, ((0, pad), (0, 0), (0, 0)))
+    return np.asarray(_logits(state.apply_fn, batch, state.params, images))[:n]
+
+
+def make_calibrator(holdout: DeviceSplit, test: DeviceSplit):
+    """After each epoch: fit the temperature on held-out digits, report test ECE before/after."""
+    holdout_labels, test_labels = np.asarray(holdout.labels), np.asarray(test.labels)
+
+    def after_epoch(state: train_state.TrainState) -> dict[str, float]:
+        t = calibration.fit_temperature(logits_of(state, holdout), holdout_labels)
+        test_logits = logits_of(state, test)
+        return {
+            "temperature": round(t, 5),
+            "test_ece": calibration.expected_calibration_error(
+                calibration.softmax(test_logits), test_labels
+            ),
+            "test_ece_calibrated": calibration.expected_calibration_error(
+                calibration.softmax(test_logits, t), test_labels
+            ),
+        }
+
+    return after_epoch
+
+
 def load_dae_params(dae_workdir: str | Path) -> Any:
     """The parameters of a DAE workdir's latest checkpoint; refuses other kinds of run."""
     ckpts = Checkpoints(dae_workdir, create=False)
@@ -120,11 +165,20 @@ def train_and_evaluate(
     encoder_from = load_dae_params(init_from) if init_from else None
     train = train or load_device_split("train", config.train_limit)
     test = test or load_device_split("test", config.test_limit)
+    after_epoch = None
+    if config.holdout:
+        try:
+            train, holdout = input_pipeline.split_off(train, config.holdout)
+        except ValueError as error:
+            raise config_lib.DigitsJaxError(f"invalid config: holdout: {error}") from error
+        after_epoch = make_calibrator(holdout, test)
     steps = training_loop.steps_per_epoch(config, train.size)
     state = create_train_state(jax.random.PRNGKey(config.seed), config, steps, encoder_from)
     meta = {
         "config": config_lib.to_json(config),
         "init_from": str(Path(init_from).resolve()) if init_from else None,
     }
-    _, last = training_loop.run(task_for(config), state, config, workdir, train, test, meta)
+    _, last = training_loop.run(
+        task_for(config), state, config, workdir, train, test, meta, after_epoch
+    )
     return last

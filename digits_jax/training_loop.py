@@ -211,9 +211,12 @@ def run(
     train: DeviceSplit,
     test: DeviceSplit,
     meta: dict[str, Any],
+    after_epoch: Callable[[train_state.TrainState], dict[str, Any]] | None = None,
 ) -> tuple[train_state.TrainState, dict[str, Any]]:
     """Trains ``state`` for ``config.num_epochs``, resuming from the workdir's checkpoints.
 
+    ``after_epoch(state)`` may add figures (calibration, say) to each epoch's
+    metrics row; they are saved with the checkpoint's metadata too.
     Returns the final state and the last epoch's metrics row.
     """
     workdir = Path(workdir)
@@ -254,15 +257,17 @@ def run(
             )
         train_s = time.perf_counter() - began
         test_metrics = evaluate(task, state, test, config.eval_batch_size, seed=config.seed)
+        extra = after_epoch(state) if after_epoch else {}
         last = {
             "epoch": epoch,
             **train_metrics,
             **{f"test_{k}": v for k, v in test_metrics.items()},
+            **extra,
             "epoch_s": round(train_s, 3),
         }
         rows.append(last)
         _write_metrics(workdir, rows)
-        ckpts.save(epoch, state, {**meta, "task": task.name, "epoch": epoch})
+        ckpts.save(epoch, state, {**meta, **extra, "task": task.name, "epoch": epoch})
         plots.plot_curves(rows, workdir / CURVES_FILE, title=f"{task.name}: {workdir.name}")
         log(_format(last))
     ckpts.close()

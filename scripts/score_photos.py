@@ -27,17 +27,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("labels", type=Path)
     parser.add_argument("photo_dir", type=Path)
-    parser.add_argument("--model", type=Path, default=Path("workdirs/classifier"))
+    parser.add_argument(
+        "--model", type=Path, action="append", help="classifier workdir; repeat for an ensemble"
+    )
+    parser.add_argument("--tta", type=int, default=1, help="test-time views to average")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     try:
         labels = read_labels(args.labels)
-        classifier = inference.load_classifier(args.model)
+        model = inference.load_ensemble(args.model or [Path("workdirs/classifier")])
     except (OSError, DigitsJaxError) as error:
         print(f"score_photos: error: {error}", file=sys.stderr)
         return 2
     names = sorted(labels)
-    results, _ = reading.read_pages([args.photo_dir / n for n in names], classifier)
+    results, _ = reading.read_pages([args.photo_dir / n for n in names], model, tta=args.tta)
     rows = {}
     for name, result in zip(names, results, strict=True):
         read = "|".join(result.text_lines())
@@ -50,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         "errors": errors,
         "photos_with_right_lines": sum(r["lines_right"] for r in rows.values()),
         "photos": len(rows),
-        "model": str(args.model),
+        "models": [str(m) for m in args.model or ["workdirs/classifier"]],
+        "tta": args.tta,
     }
     if args.json:
         print(json.dumps({"summary": summary, "photos": rows}))

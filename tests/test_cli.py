@@ -68,7 +68,8 @@ def test_evaluate_json(tiny_runs, capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["num_examples"] == 10000
     assert 0.5 < result["test_accuracy"] <= 1.0  # 3 tiny epochs on 512 digits
-    assert result["test_loss"] > 0 and result["epoch"] == 3
+    assert result["test_loss"] > 0 and result["epochs"] == [3]
+    assert 0 <= result["test_ece"] < 1 and result["models"] == 1
 
 
 def test_rerun_resumes_instead_of_retraining(tiny_runs):

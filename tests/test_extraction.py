@@ -203,6 +203,63 @@ def test_broken_digits_are_merged() -> None:
     assert [d.box[0] for d in lines[0]] == sorted(d.box[0] for d in lines[0])
 
 
+def test_page_edge_against_the_desk_is_not_a_digit() -> None:
+    """Where the desk shows beyond the page's edge, a solid strip touches the frame; it
+    holds more ink than a few small digits, yet must not set the page's digit size (the
+    digits would then be dropped as specks), nor be boxed itself."""
+    h, w = 1100, 1400
+    ink, centres = _ink_layer(h, w, ["1234", "5678"], height=30, thickness=3)
+    img = _compose(_paper(h, w, seed=3), ink).astype(np.float32)
+    img[300:600, :25] *= 0.6  # desk beyond the page's tilted edges
+    img[500:800, w - 30 :] *= 0.6
+    lines = extract_digits(np.clip(img, 0, 255).astype(np.uint8))
+    _assert_reading_order(lines, centres)
+
+
+def test_digit_in_two_stacked_pieces_is_merged() -> None:
+    """A wide 5 whose top bar is detached and sits above the body: one digit, not two."""
+    h, w = 500, 900
+    ink = np.zeros((h, w), np.uint8)
+    cv2.line(ink, (150, 180), (140, 300), 255, 7)  # a 1 for the line's height
+    cv2.line(ink, (300, 180), (440, 178), 255, 7)  # bar, far wider than the body below
+    cv2.line(ink, (300, 196), (298, 240), 255, 7)
+    cv2.ellipse(ink, (335, 262), (40, 38), 0, -150, 150, 255, 7)
+    cv2.line(ink, (520, 180), (515, 300), 255, 7)
+    assert cv2.connectedComponents(ink)[0] - 1 == 4  # precondition: 3 digits in 4 parts
+    lines = extract_digits(_compose(_paper(h, w, seed=5), ink.astype(np.float32) / 255.0))
+    assert _counts(lines) == [3]
+
+
+def test_one_touching_a_neighbour_is_split() -> None:
+    """A 1 leaning on the 2 beside it: the pair is barely wider than tall, so only a cut
+    across the single thin stroke where they meet separates them."""
+    h, w = 500, 900
+    ink = np.zeros((h, w), np.uint8)
+    cv2.putText(ink, "2", (200, 300), FONT, 4.0, 255, 7)
+    x0, y0, w2, _ = cv2.boundingRect(ink)
+    x1 = x0 + w2
+    cv2.line(ink, (x1 + 16, y0), (x1 + 1, 300), 255, 7)  # a 1 touching the 2's base
+    cv2.putText(ink, "3", (x1 + 60, 300), FONT, 4.0, 255, 7)
+    assert cv2.connectedComponents(ink)[0] - 1 == 2  # precondition: the 1 touches the 2
+    lines = extract_digits(_compose(_paper(h, w, seed=6), ink.astype(np.float32) / 255.0))
+    assert _counts(lines) == [3]
+    one = lines[0][1].box
+    assert one[2] < 40 and abs(one[0] + one[2] / 2 - (x1 + 8)) < 12, one
+
+
+def test_open_four_is_not_split() -> None:
+    """A wide open 4 (its bar joins two strokes of different heights) stays one digit."""
+    h, w = 500, 900
+    ink = np.zeros((h, w), np.uint8)
+    cv2.line(ink, (150, 180), (140, 300), 255, 7)
+    cv2.line(ink, (270, 180), (245, 265), 255, 7)  # the 4's left stroke
+    cv2.line(ink, (245, 265), (365, 262), 255, 7)  # its bar, reaching far right
+    cv2.line(ink, (330, 180), (325, 300), 255, 7)  # its vertical stroke
+    cv2.line(ink, (480, 180), (470, 300), 255, 7)
+    lines = extract_digits(_compose(_paper(h, w, seed=9), ink.astype(np.float32) / 255.0))
+    assert _counts(lines) == [3]
+
+
 @pytest.mark.parametrize("cell", [40, 70])
 def test_squared_paper_grid_is_not_digits(cell: int) -> None:
     h, w = 1000, 1400

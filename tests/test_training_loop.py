@@ -135,3 +135,18 @@ def test_step_follows_the_config(tiny_config, blob_splits):
         losses[name] = float(metrics["loss"])
     assert len(set(losses.values())) == 3, losses
     assert train.task_for(tiny_config) is train.task_for(tiny_config.copy_and_resolve_references())
+
+
+def test_holdout_fits_a_temperature_saved_with_the_checkpoint(tiny_config, blob_splits, tmp_path):
+    from digits_jax import inference
+
+    train_split, test_split = blob_splits
+    tiny_config.holdout = 96
+    last = train.train_and_evaluate(tiny_config, tmp_path, train=train_split, test=test_split)
+    assert last["temperature"] > 0
+    assert 0 <= last["test_ece_calibrated"] <= 1 and 0 <= last["test_ece"] <= 1
+    loaded = inference.load_classifier(tmp_path)
+    assert loaded.temperature == pytest.approx(last["temperature"])
+    tiny_config.holdout = 10_000
+    with pytest.raises(Exception, match="holdout"):
+        train.train_and_evaluate(tiny_config, tmp_path / "x", train=train_split, test=test_split)

@@ -1,0 +1,457 @@
+"""Speed benchmarks: training and inference throughput, optionally against PyTorch.
+
+Training is timed through the project's own compiled path (``training_loop._train_chunk``:
+one ``lax.scan`` over ``steps_per_call`` real train steps, donated state, uint8 images
+gathered and converted on the device), because that is how an epoch really runs;
+compile time is measured apart and excluded. The data are random uint8 images, so
+no MNIST download is needed and the numbers do not depend on it.
+
+The PyTorch comparison runs the seed project's reference script (``--compare-torch``)
+as a subprocess of the same run, interleaved with the JAX measurements batch by batch,
+because the machines are shared and noisy: only ratios from one run mean anything.
+Nothing here imports torch.
+
+    digits-jax bench                      # table
+    digits-jax bench --json --compare-torch --seconds 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib.util
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from digits_jax import config_lib, input_pipeline, pretrain, train, training_loop
+from digits_jax import models as nets
+
+MODELS = ("classifier", "dae")
+EPOCH_EXAMPLES = 60_000  # MNIST's training split
+DEFAULT_BATCH = 64  # both default configs
+INFERENCE_BATCH = 512  # inference.LoadedClassifier.logits' batch
+DEFAULT_TORCH_SCRIPT = Path(__file__).resolve().parent.parent / ".." / "shared" / "bench"
+DEFAULT_TORCH_SCRIPT = (DEFAULT_TORCH_SCRIPT / "torch_reference.py").resolve()
+
+
+def machine_info() -> dict[str, Any]:
+    """What the numbers were measured on: they mean nothing without it."""
+    import flax
+    import jaxlib
+
+    device = jax.devices()[0]
+    cpu_model = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        usable = os.cpu_count() or 0
+    return {
+        "cpu_count": os.cpu_count(),
+        "usable_cpus": usable,
+        "cpu_model": cpu_model,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "jax": jax.__version__,
+        "jaxlib": jaxlib.__version__,
+        "flax": flax.__version__,
+        "backend": jax.default_backend(),
+        "device_kind": device.device_kind,
+        "device_count": jax.device_count(),
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "auto_conv_impl": nets.resolve_conv_impl("auto"),
+    }
+
+
+def _config(model: str, batch: int, conv_impl: str, plain: bool) -> Any:
+    """The model's default config; ``plain`` turns augmentation off to match the reference."""
+    path = config_lib.default_config_path("dae" if model == "dae" else "classifier")
+    overrides = [f"batch_size={batch}", f"conv_impl={conv_impl}", "progress=false"]
+    if plain and model == "classifier":
+        overrides.append("augment_shift=0")
+    return config_lib.get_config(path, overrides)
+
+
+def _state_and_step(
+    model: str, config: Any, steps_per_epoch: int
+) -> tuple[Any, training_loop.TrainStep]:
+    rng = jax.random.PRNGKey(config.seed)
+    if model == "dae":
+        state = pretrain.create_train_state(rng, config, steps_per_epoch)
+        return state, pretrain.task_for(config).train_step
+    if model == "classifier":
+        state = train.create_train_state(rng, config, steps_per_epoch)
+        return state, train.task_for(config).train_step
+    raise ValueError(f"unknown model {model!r}; expected one of {MODELS}")
+
+
+def random_split(num_examples: int, seed: int = 0) -> input_pipeline.DeviceSplit:
+    """Random uint8 digits held on the device, like a loaded MNIST split."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (num_examples, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, 10, num_examples).astype(np.int32)
+    return input_pipeline.device_split(images, labels)
+
+
+def _timed_calls(call: Callable[[], Any], seconds: float) -> tuple[int, float, float]:
+    """Calls ``call`` (which blocks) for about ``seconds``, at least once.
+
+    Returns (calls, total seconds, fastest call in seconds): the mean is what the
+    reference script reports; the fastest call is the one least disturbed by others.
+    """
+    calls, best = 0, float("inf")
+    start = time.perf_counter()
+    while True:
+        began = time.perf_counter()
+        call()
+        best = min(best, time.perf_counter() - began)
+        calls += 1
+        if time.perf_counter() - start >= seconds:
+            break
+    return calls, time.perf_counter() - start, best
+
+
+def time_training(
+    model: str,
+    batch: int,
+    conv_impl: str,
+    split: input_pipeline.DeviceSplit,
+    seconds: float,
+    steps_per_call: int = 100,
+    plain: bool = True,
+) -> dict[str, Any]:
+    """Images per second of real train steps run by ``training_loop._train_chunk``."""
+    config = _config(model, batch, conv_impl, plain)
+    steps_per_epoch = training_loop.steps_per_epoch(config, split.size)
+    steps = max(1, min(steps_per_call, steps_per_epoch))
+    state, step = _state_and_step(model, config, steps_per_epoch)
+    idx = input_pipeline.epoch_indices(jax.random.PRNGKey(1), split.size, batch)[:steps]
+    rng = jax.random.PRNGKey(2)
+    holder = {"state": state}
+
+    def call() -> None:
+        holder["state"], sums = training_loop._train_chunk(
+            step, holder["state"], split.images, split.labels, idx, rng
+        )
+        jax.block_until_ready(sums)
+
+    began = time.perf_counter()
+    call()  # compiles (or loads from the cache) and warms up
+    compile_s = time.perf_counter() - began
+    calls, total, best = _timed_calls(call, seconds)
+    images = calls * steps * batch
+    return {
+        "model": model,
+        "conv_impl": conv_impl,
+        "batch": batch,
+        "steps_per_call": steps,
+        "steps": calls * steps,
+        "compile_s": round(compile_s, 3),
+        "ms_per_step": round(1e3 * total / (calls * steps), 3),
+        "images_per_s": round(images / total, 1),
+        "best_call_images_per_s": round(steps * batch / best, 1),
+    }
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _apply(model: nets.Classifier, params: Any, images: jax.Array) -> jax.Array:
+    """What ``inference`` runs per batch: one jitted apply (its API moves; this does not)."""
+    return model.apply({"params": params}, images)
+
+
+def time_inference(
+    conv_impl: str, batch: int, seconds: float, calls_per_timing: int = 10
+) -> dict[str, Any]:
+    """Classifier logits per second of a jitted apply on device-resident float images."""
+    model = nets.Classifier(conv_impl=conv_impl)
+    params = nets.init_params(model, jax.random.PRNGKey(0))
+    images = jax.random.uniform(jax.random.PRNGKey(1), (batch, 28, 28, 1))
+
+    def call() -> None:
+        out = None
+        for _ in range(calls_per_timing):
+            out = _apply(model, params, images)
+        jax.block_until_ready(out)
+
+    began = time.perf_counter()
+    jax.block_until_ready(_apply(model, params, images))
+    compile_s = time.perf_counter() - began
+    calls, total, best = _timed_calls(call, seconds)
+    n = calls * calls_per_timing * batch
+    return {
+        "model": "classifier",
+        "conv_impl": conv_impl,
+        "batch": batch,
+        "compile_s": round(compile_s, 3),
+        "images_per_s": round(n / total, 1),
+        "best_call_images_per_s": round(calls_per_timing * batch / best, 1),
+    }
+
+
+def torch_unavailable(script: str | Path) -> str | None:
+    """Why the torch comparison cannot run, or None when it can."""
+    if not Path(script).is_file():
+        return f"torch reference script not found: {script}"
+    if importlib.util.find_spec("torch") is None:
+        return "torch is not installed in this environment (pip install torch==2.13.0)"
+    return None
+
+
+def run_torch_reference(
+    script: str | Path, models_: Sequence[str], batches: Sequence[int], seconds: float
+) -> dict[str, Any]:
+    """Runs the reference script in a subprocess and returns its JSON (torch stays out)."""
+    cmd = [sys.executable, str(script), "--seconds", str(seconds), "--models", *models_]
+    cmd += ["--batches", *map(str, batches)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [""]
+        raise RuntimeError(f"torch reference failed ({proc.returncode}): {tail[0]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _best(rows: list[dict[str, Any]], model: str) -> dict[str, Any] | None:
+    mine = [r for r in rows if r["model"] == model]
+    return max(mine, key=lambda r: r["images_per_s"]) if mine else None
+
+
+def compare(train_rows: list[dict[str, Any]], torch_rows: list[dict[str, Any]]) -> list[dict]:
+    """JAX/torch ratio per model, each side at its own best batch (and JAX at its best impl)."""
+    out = []
+    for model in dict.fromkeys(r["model"] for r in train_rows):
+        jax_best, torch_best = _best(train_rows, model), _best(torch_rows, model)
+        if jax_best is None or torch_best is None:
+            continue
+        out.append(
+            {
+                "model": model,
+                "jax_images_per_s": jax_best["images_per_s"],
+                "jax_batch": jax_best["batch"],
+                "jax_conv_impl": jax_best["conv_impl"],
+                "torch_images_per_s": torch_best["images_per_s"],
+                "torch_batch": torch_best["batch"],
+                "ratio": round(jax_best["images_per_s"] / torch_best["images_per_s"], 2),
+            }
+        )
+    return out
+
+
+def run_benchmarks(
+    models: Sequence[str] = MODELS,
+    batches: Sequence[int] = (32, 64, 128, 256),
+    seconds: float = 3.0,
+    conv_impls: Sequence[str] = ("unfold", "xla"),
+    compare_torch: str | None = None,
+    *,
+    steps_per_call: int = 100,
+    num_examples: int = EPOCH_EXAMPLES,
+    epoch_batch: int = DEFAULT_BATCH,
+    inference_batch: int = INFERENCE_BATCH,
+    command: str | None = None,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Measures everything and returns one JSON-able dict (see the module docstring).
+
+    ``compare_torch`` is the reference script's path, or None to skip it. Training rows
+    use each model's default config without augmentation (the reference has none);
+    the epoch rows use the default configs as they are (the classifier's shift
+    augmentation included) at ``epoch_batch`` with ``conv_impl="auto"``.
+    """
+    log = log or (lambda _message: None)
+    conv_impls = list(conv_impls)
+    for impl in conv_impls:
+        nets.resolve_conv_impl(impl)  # fails early on a bad name
+    model_names = list(models)
+    split = random_split(num_examples)
+    torch_skip = torch_unavailable(compare_torch) if compare_torch else "not requested"
+    rows: list[dict[str, Any]] = []
+    torch_rows: list[dict[str, Any]] = []
+    torch_meta: dict[str, Any] = {}
+    for model in model_names:
+        for batch in batches:
+            for impl in conv_impls:
+                row = time_training(model, batch, impl, split, seconds, steps_per_call)
+                log(f"jax   {model:10s} {impl:6s} batch {batch:4d}: {row['images_per_s']:9.0f}/s")
+                rows.append(row)
+            if torch_skip is None:  # interleaved: same moment, same load
+                try:
+                    ref = run_torch_reference(compare_torch, [model], [batch], seconds)
+                except (RuntimeError, json.JSONDecodeError, OSError) as error:
+                    torch_skip = str(error)
+                    continue
+                torch_meta = {k: v for k, v in ref.items() if k != "results"}
+                torch_rows.extend(ref["results"])
+                ips = ref["results"][0]["images_per_s"]
+                log(f"torch {model:10s}        batch {batch:4d}: {ips:9.0f}/s")
+    epochs = []
+    for model in model_names:
+        row = time_training(model, epoch_batch, "auto", split, seconds, steps_per_call, False)
+        steps = num_examples // epoch_batch
+        epochs.append(
+            {
+                "model": model,
+                "config": f"configs/{'dae' if model == 'dae' else 'classifier'}.py",
+                "batch": epoch_batch,
+                "conv_impl": nets.resolve_conv_impl("auto"),
+                "examples": steps * epoch_batch,
+                "images_per_s": row["images_per_s"],
+                "epoch_s": round(steps * epoch_batch / row["images_per_s"], 2),
+            }
+        )
+        log(f"epoch {model:10s}: {epochs[-1]['epoch_s']:.1f} s")
+    inference = [time_inference(impl, inference_batch, seconds) for impl in conv_impls]
+    return {
+        "command": command if command is not None else shlex.join(sys.argv),
+        "machine": machine_info(),
+        "settings": {
+            "models": model_names,
+            "batches": list(batches),
+            "conv_impls": conv_impls,
+            "seconds": seconds,
+            "steps_per_call": steps_per_call,
+            "num_examples": num_examples,
+            "data": "random uint8 images on the device",
+            "train_config": "default configs, augmentation off (as the torch reference)",
+        },
+        "train": rows,
+        "epoch": epochs,
+        "inference": inference,
+        "torch": (
+            {**torch_meta, "script": str(compare_torch), "results": torch_rows}
+            if torch_skip is None
+            else {"skipped": torch_skip}
+        ),
+        "comparison": compare(rows, torch_rows),
+    }
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """The result as plain text: machine, training table, ratios, epochs, inference."""
+    m = result["machine"]
+    lines = [
+        f"command: {result['command']}",
+        f"machine: {m['cpu_count']} CPUs ({m['cpu_model'] or m['platform']}), "
+        f"backend {m['backend']} ({m['device_kind']}), jax {m['jax']}, flax {m['flax']}, "
+        f"conv_impl auto -> {m['auto_conv_impl']}"
+        + (f", XLA_FLAGS={m['xla_flags']}" if m["xla_flags"] else ""),
+    ]
+    impls = result["settings"]["conv_impls"]
+    torch_by = {(r["model"], r["batch"]): r for r in result["torch"].get("results", [])}
+    has_torch = bool(torch_by)
+    header = f"{'model':<11}{'batch':>6}" + "".join(f"{'jax ' + i:>12}" for i in impls)
+    if has_torch:
+        header += f"{'torch':>10}{'best/torch':>12}"
+    lines += [
+        "",
+        f"training throughput, images/s (lax.scan chunks of "
+        f"{result['settings']['steps_per_call']} steps, compile excluded)",
+        header,
+    ]
+    by = {(r["model"], r["batch"], r["conv_impl"]): r for r in result["train"]}
+    for model in result["settings"]["models"]:
+        for batch in result["settings"]["batches"]:
+            cells = [by.get((model, batch, i)) for i in impls]
+            line = f"{model:<11}{batch:>6}" + "".join(
+                f"{c['images_per_s']:>12.0f}" if c else f"{'-':>12}" for c in cells
+            )
+            ref = torch_by.get((model, batch))
+            if has_torch:
+                best = max((c["images_per_s"] for c in cells if c), default=0.0)
+                line += f"{ref['images_per_s']:>10.0f}" if ref else f"{'-':>10}"
+                line += f"{best / ref['images_per_s']:>11.2f}x" if ref else f"{'-':>12}"
+            lines.append(line)
+    if result["comparison"]:
+        lines += ["", "JAX / torch, each at its best batch size:"]
+        for c in result["comparison"]:
+            lines.append(
+                f"  {c['model']:<11}{c['ratio']:.2f}x  (JAX {c['jax_images_per_s']:.0f}/s "
+                f"{c['jax_conv_impl']} batch {c['jax_batch']}; torch "
+                f"{c['torch_images_per_s']:.0f}/s batch {c['torch_batch']})"
+            )
+    elif "skipped" in result["torch"]:
+        lines += ["", f"torch comparison skipped: {result['torch']['skipped']}"]
+    lines += ["", "time per epoch (default config, training steps only):"]
+    for e in result["epoch"]:
+        lines.append(
+            f"  {e['model']:<11}{e['epoch_s']:7.1f} s  ({e['examples']} images, batch "
+            f"{e['batch']}, {e['conv_impl']}, {e['config']}, {e['images_per_s']:.0f}/s)"
+        )
+    lines += ["", "classifier inference (jitted apply):"]
+    for r in result["inference"]:
+        lines.append(
+            f"  {r['conv_impl']:<11}{r['images_per_s']:9.0f} images/s  (batch {r['batch']})"
+        )
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``digits-jax bench`` flags (the CLI calls this, then :func:`main`)."""
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument(
+        "--compare-torch",
+        nargs="?",
+        const=str(DEFAULT_TORCH_SCRIPT),
+        default=None,
+        metavar="SCRIPT",
+        help="also run the PyTorch reference script (default: ../shared/bench/"
+        "torch_reference.py of this checkout); needs torch installed",
+    )
+    parser.add_argument("--seconds", type=float, default=3.0, help="timing per measurement")
+    parser.add_argument("--batches", type=int, nargs="+", default=[32, 64, 128, 256])
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    parser.add_argument(
+        "--conv-impls", nargs="+", choices=("unfold", "xla", "auto"), default=["unfold", "xla"]
+    )
+    parser.add_argument(
+        "--steps-per-call", type=int, default=100, help="train steps per compiled scan call"
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    """Runs the benchmarks with parsed ``add_arguments`` flags and prints them."""
+    if args.seconds <= 0 or args.steps_per_call <= 0 or any(b <= 0 for b in args.batches):
+        print(
+            "digits-jax: error: --seconds, --steps-per-call and --batches must be > 0",
+            file=sys.stderr,
+        )
+        return 2
+    result = run_benchmarks(
+        models=args.models,
+        batches=args.batches,
+        seconds=args.seconds,
+        conv_impls=args.conv_impls,
+        compare_torch=args.compare_torch,
+        steps_per_call=args.steps_per_call,
+        command=shlex.join(["digits-jax", "bench", *_argv_after("bench")]),
+        log=lambda message: print(message, file=sys.stderr, flush=True),
+    )
+    print(json.dumps(result, indent=2) if args.json else format_table(result))
+    return 0
+
+
+def _argv_after(word: str) -> list[str]:
+    argv = sys.argv[1:]
+    return argv[argv.index(word) + 1 :] if word in argv else argv
+
+
+if __name__ == "__main__":
+    _parser = argparse.ArgumentParser(prog="python -m digits_jax.bench", description=__doc__)
+    add_arguments(_parser)
+    sys.exit(main(_parser.parse_args()))
