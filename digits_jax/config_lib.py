@@ -60,6 +60,7 @@ def base_config() -> ml_collections.ConfigDict:
     # Classifier only: keep the grafted encoder fixed (optax masking).
     config.freeze_encoder = False
     # Execution.
+    config.data_parallel = True  # shard batches over all devices (and hosts) when several
     config.conv_impl = "auto"  # "auto", "xla" or "unfold" (see digits_jax.models)
     config.steps_per_call = 100  # training steps per compiled call (progress bar granularity)
     config.eval_batch_size = 1000

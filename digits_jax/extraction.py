@@ -11,9 +11,14 @@ Each step is chosen to hold on photos never seen before rather than tuned to a f
    6 degrees) removed from it, except where a digit stroke crosses or lies on them;
 3. hysteresis: keep the parts of that mask that hold real ink (above Otsu's level and
    the paper's noise floor), so faint stroke ends stay attached but texture does not;
-4. connected components filtered by size relative to the typical digit height, by
-   shape, stroke width and touching the border; per line, fragments of one digit are
-   merged and touching digits split at the weakest single-stroke column;
+4. connected components filtered by size relative to the typical digit height (taken
+   from components inside the frame, so the page's edge against the desk cannot set
+   it), by shape, stroke width and touching the border; per line, fragments of one
+   digit are merged (pieces stacked one above the other, pieces too short to be a
+   digit) and touching digits split: by the cheapest straight or slanted cut that
+   crosses a single thin stroke of the half-strength ink and leaves two pieces that
+   each look like a digit (or a straight 1), else, for blobs several digits wide, at
+   the weakest single-stroke columns;
 5. reading order (layout.group_lines) and MNIST normalisation (mnist_format.to_mnist).
 """
 
@@ -21,7 +26,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 from dataclasses import dataclass, field
 
 import cv2
@@ -524,9 +528,14 @@ def _split_touching(blob: _Blob, width: float, height: float) -> list[_Blob]:
 _CUT_SLOPES = (-0.35, -0.18, 0.0, 0.18, 0.35)
 # A cut between touching digits crosses one stroke: its ink along the cut is at most this
 # many pen widths (the middle of a 0 or the body of a 2 crosses two or more strokes).
-_CUT_MAX_PENS = float(os.environ.get("CMP", "1.5"))
-_PH = float(os.environ.get("PH", "0.85"))
-_ONE_RMS = float(os.environ.get("ORMS", "0.05"))
+_CUT_MAX_PENS = 2.0
+# Each piece of a cut is at least this fraction of the blob's height: touching digits are
+# about equally tall, while cutting a 4's bar or a 5's top leaves a short piece.
+_PIECE_MIN_HEIGHT = 0.85
+# A 1's ink run centres lie this close (RMS, fraction of its height) to a straight line.
+_ONE_RMS = 0.03
+# Two touching digits (neither a 1) make a blob at least this much wider than tall.
+_PAIR_ASPECT = 1.1
 
 
 def _core(blob: _Blob, ink8: np.ndarray) -> np.ndarray:
@@ -570,6 +579,8 @@ def _cut_pieces(blob: _Blob, ink8: np.ndarray, height: float, pen: float) -> lis
     if total == 0 or w < 4:
         return None
     core_h = int(rows[-1] - rows[0] + 1)
+    core_cols = np.flatnonzero(core.any(axis=0))
+    core_w = int(core_cols[-1] - core_cols[0] + 1)
     mys, mxs = np.nonzero(blob.mask)
     best: tuple[float, list[_Blob]] | None = None
     for slope in _CUT_SLOPES:
@@ -586,12 +597,21 @@ def _cut_pieces(blob: _Blob, ink8: np.ndarray, height: float, pen: float) -> lis
         cand = np.flatnonzero(ok)
         # The cheapest few cuts at this slant, the first valid one counts.
         for c in cand[np.argsort(prof[cand], kind="stable")][:4]:
-            left = np.zeros_like(core)
             sel = cols <= c
+            # Cheap test first: each side's rows must already span a digit's height.
+            need = max(_PIECE_MIN_HEIGHT * core_h, 0.65 * height)
+            if np.ptp(ys[sel]) + 1 < need or np.ptp(ys[~sel]) + 1 < need:
+                continue
+            left = np.zeros_like(core)
             left[ys[sel], xs[sel]] = True
             right = core & ~left
             parts = [_main_parts(left), _main_parts(right)]
-            if not all(_piece_ok(m, core_h, height) for m in parts):
+            kinds = [_piece_kind(m, core_h, height) for m in parts]
+            if None in kinds:
+                continue
+            # Two ordinary digits side by side are wider than tall; a blob not that wide
+            # is cut only beside a 1 (an open 0 would otherwise lose an arm).
+            if "one" not in kinds and core_w < _PAIR_ASPECT * core_h:
                 continue
             full_left = np.zeros_like(core)
             sel = (mxs + off[mys]) <= c
@@ -613,18 +633,24 @@ def _cut_pieces(blob: _Blob, ink8: np.ndarray, height: float, pen: float) -> lis
     return None if best is None else best[1]
 
 
-def _piece_ok(m: np.ndarray, blob_h: int, height: float) -> bool:
+def _piece_kind(m: np.ndarray, blob_h: int, height: float) -> str | None:
+    """ "digit" or "one" for a piece that can stand as a digit of its own, else None."""
     rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
     if rows.size == 0:
-        return False
+        return None
     ph, pw = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
-    if ph < 0.65 * height or ph < _PH * blob_h:
-        return False
-    if pw > 1.3 * ph:
-        return False
+    if ph < 0.65 * height or ph < _PIECE_MIN_HEIGHT * blob_h or pw > 1.3 * ph:
+        return None
+    m = m[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     if pw < 0.45 * ph:
-        return _one_like(m[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1])
-    return True
+        return "one" if _one_like(m) else None
+    # Every digit but a 1 or a 7 has rows crossing two strokes (a loop, a bowl, a stem
+    # under a bar); a 7 has its bar on top. Half of an open 0 (an arc) has neither.
+    runs = (np.diff(m.astype(np.int8), axis=1, prepend=0) == 1).sum(axis=1)
+    if float(np.mean(runs >= 2)) >= 0.15:
+        return "digit"
+    top = m[: max(1, round(0.2 * ph))]
+    return "digit" if int(top.sum(axis=1).max()) >= 0.5 * pw else None
 
 
 def _split_touching2(
@@ -653,11 +679,7 @@ def _line_digits(line: list[_Blob], page_width: float, ink8: np.ndarray) -> list
     out: list[_Blob] = []
     for b in blobs:
         parts = _split_touching2(b, ink8, height, pen) if pen > 0 else [b]
-        if (
-            len(parts) == 1
-            and b.w > _SPLIT_ASPECT * b.h
-            and b.w > float(os.environ.get("SW", "1.6")) * width
-        ):
+        if len(parts) == 1 and b.w > _SPLIT_ASPECT * b.h and b.w > _SPLIT_WIDTH * width:
             parts = _split_touching(b, width, height)
         out.extend(parts)
     digits = []

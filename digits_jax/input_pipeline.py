@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 
+@jax.tree_util.register_dataclass
 @dataclass(frozen=True)
 class DeviceSplit:
     """One split held in device memory: uint8 images (N, 28, 28), int32 labels (N,)."""

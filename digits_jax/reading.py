@@ -84,10 +84,13 @@ def probabilities(model: Any, crops: list[np.ndarray], tta: int = 1) -> np.ndarr
 
 def _line_result(digits: list[Digit], probs: np.ndarray, min_confidence: float) -> ReadLine:
     read = [
-        ReadDigit(int(p.argmax()), round(float(p.max()), 4), tuple(int(v) for v in d.box))
+        ReadDigit(int(p.argmax()), round(float(p.max()), 6), tuple(int(v) for v in d.box))
         for d, p in zip(digits, probs, strict=True)
     ]
-    chars = [str(r.digit) if r.confidence >= min_confidence else UNSURE for r in read]
+    chars = [
+        str(r.digit) if float(p.max()) >= min_confidence else UNSURE
+        for r, p in zip(read, probs, strict=True)
+    ]
     groups = layout.group_numbers([d.box for d in digits])
     numbers = ["".join(chars[i] for i in group) for group in groups]
     return ReadLine("".join(chars), numbers, read)

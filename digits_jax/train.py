@@ -119,6 +119,8 @@ def logits_of(state: train_state.TrainState, split: DeviceSplit, batch: int = 50
     n = split.size
     pad = -n % batch
     images = jnp.pad(split.images, ((0, pad), (0, 0), (0, 0)))
+    # Follow the parameters onto their devices (all of a mesh's, when data parallel).
+    images = jax.device_put(images, jax.tree.leaves(state.params)[0].sharding)
     return np.asarray(_logits(state.apply_fn, batch, state.params, images))[:n]
 
 

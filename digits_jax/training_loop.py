@@ -26,7 +26,7 @@ import optax
 from flax.training import train_state
 from tqdm.auto import tqdm
 
-from digits_jax import config_lib, input_pipeline, plots
+from digits_jax import config_lib, input_pipeline, parallel, plots
 from digits_jax.checkpoints import CheckpointError, Checkpoints
 from digits_jax.input_pipeline import DeviceSplit
 
@@ -97,7 +97,16 @@ def steps_per_epoch(config: ml_collections.ConfigDict, num_examples: int) -> int
     return steps
 
 
-@functools.partial(jax.jit, static_argnums=0, donate_argnums=1)
+def _gather(images: jax.Array, labels: jax.Array, idx: jax.Array, sharding: Any) -> tuple:
+    """A batch from the device-resident split, split across the mesh when there is one."""
+    x, y = input_pipeline.to_float(images[idx]), labels[idx]
+    if sharding is not None:
+        x = jax.lax.with_sharding_constraint(x, sharding)
+        y = jax.lax.with_sharding_constraint(y, sharding)
+    return x, y
+
+
+@functools.partial(jax.jit, static_argnums=(0, 6), donate_argnums=1)
 def _train_chunk(
     train_step: TrainStep,
     state: train_state.TrainState,
@@ -105,14 +114,13 @@ def _train_chunk(
     labels: jax.Array,
     batch_idx: jax.Array,
     rng: jax.Array,
+    sharding: Any = None,
 ) -> tuple[train_state.TrainState, dict[str, jax.Array]]:
     """Runs ``len(batch_idx)`` training steps in one compiled scan; returns summed metrics."""
 
     def body(state, xs):
         idx, step_rng = xs
-        state, metrics = train_step(
-            state, input_pipeline.to_float(images[idx]), labels[idx], step_rng
-        )
+        state, metrics = train_step(state, *_gather(images, labels, idx, sharding), step_rng)
         return state, metrics
 
     rngs = jax.random.split(rng, batch_idx.shape[0])
@@ -120,7 +128,7 @@ def _train_chunk(
     return state, jax.tree.map(jnp.sum, metrics)
 
 
-@functools.partial(jax.jit, static_argnums=0)
+@functools.partial(jax.jit, static_argnums=(0, 7))
 def _evaluate(
     eval_step: EvalStep,
     state: train_state.TrainState,
@@ -129,10 +137,11 @@ def _evaluate(
     batch_idx: jax.Array,
     mask: jax.Array,
     rng: jax.Array,
+    sharding: Any = None,
 ) -> dict[str, jax.Array]:
     def one(xs):
         idx, batch_rng = xs
-        return eval_step(state, input_pipeline.to_float(images[idx]), labels[idx], batch_rng)
+        return eval_step(state, *_gather(images, labels, idx, sharding), batch_rng)
 
     rngs = jax.random.split(rng, batch_idx.shape[0])
     per_example = jax.lax.map(one, (batch_idx, rngs))
@@ -140,12 +149,20 @@ def _evaluate(
 
 
 def evaluate(
-    task: Task, state: train_state.TrainState, split: DeviceSplit, batch_size: int, seed: int = 0
+    task: Task,
+    state: train_state.TrainState,
+    split: DeviceSplit,
+    batch_size: int,
+    seed: int = 0,
+    mesh: Any = None,
 ) -> dict[str, float]:
     """Mean of each per-example metric of ``task.eval_step`` over a whole split."""
     idx, mask = input_pipeline.eval_batches(split.size, batch_size)
+    if mesh is not None and idx.shape[1] % mesh.size:
+        mesh = None  # a batch the mesh cannot split evenly is evaluated unsharded
     rng = jax.random.PRNGKey(seed)
-    means = _evaluate(task.eval_step, state, split.images, split.labels, idx, mask, rng)
+    sharding = parallel.batch_sharding(mesh)
+    means = _evaluate(task.eval_step, state, split.images, split.labels, idx, mask, rng, sharding)
     return {k: float(v) for k, v in means.items()}
 
 
@@ -156,6 +173,7 @@ def train_epoch(
     config: ml_collections.ConfigDict,
     rng: jax.Array,
     bar: tqdm | None = None,
+    mesh: Any = None,
 ) -> tuple[train_state.TrainState, dict[str, float]]:
     """One pass over a fresh permutation of the training split, in compiled chunks."""
     perm_rng, step_rng = jax.random.split(rng)
@@ -166,7 +184,13 @@ def train_epoch(
         idx = batches[start : start + config.steps_per_call]
         chunk_rng = jax.random.fold_in(step_rng, chunk)
         state, sums = _train_chunk(
-            task.train_step, state, train.images, train.labels, idx, chunk_rng
+            task.train_step,
+            state,
+            train.images,
+            train.labels,
+            idx,
+            chunk_rng,
+            parallel.batch_sharding(mesh),
         )
         for key, value in sums.items():
             totals[key] = totals.get(key, 0.0) + float(value)
@@ -220,6 +244,8 @@ def run(
     Returns the final state and the last epoch's metrics row.
     """
     workdir = Path(workdir)
+    mesh = parallel.data_mesh(config.data_parallel)
+    parallel.check_divisible(config.batch_size, mesh)
     workdir.mkdir(parents=True, exist_ok=True)
     ckpts = Checkpoints(workdir, keep=config.keep_checkpoints)
     start = ckpts.latest_epoch() or 0
@@ -239,6 +265,9 @@ def run(
         state = ckpts.restore(state, start)
         rows = [r for r in rows if r["epoch"] <= start]
         log(f"resuming {workdir} from epoch {start}")
+    if mesh is not None:
+        state, train, test = parallel.replicate((state, train, test), mesh)
+        log(f"data parallel over {mesh.size} devices ({jax.process_count()} processes)")
     root = jax.random.PRNGKey(config.seed)
     last = rows[-1] if rows else {}
     for epoch in range(start + 1, config.num_epochs + 1):
@@ -253,10 +282,10 @@ def run(
             file=sys.stderr,
         ) as bar:
             state, train_metrics = train_epoch(
-                task, state, train, config, jax.random.fold_in(root, epoch), bar
+                task, state, train, config, jax.random.fold_in(root, epoch), bar, mesh
             )
         train_s = time.perf_counter() - began
-        test_metrics = evaluate(task, state, test, config.eval_batch_size, seed=config.seed)
+        test_metrics = evaluate(task, state, test, config.eval_batch_size, config.seed, mesh)
         extra = after_epoch(state) if after_epoch else {}
         last = {
             "epoch": epoch,

@@ -136,3 +136,28 @@ def test_model_errors_are_one_line(reader_model, tmp_path, capsys):
     assert err.startswith("digits-jax: error:") and "\n" not in err
     assert cli.main(["classify", str(tmp_path), "--model", str(reader_model[0])]) == 2
     assert "no images" in capsys.readouterr().err
+
+
+def test_min_confidence_marks_unsure_digits(reader_model, capsys):
+    workdir, _ = reader_model
+    sample = str(ASSETS / "sample_page.jpg")
+    threshold = 0.999
+    argv = ["read", sample, "--model", str(workdir), "--json", "--min-confidence", str(threshold)]
+    assert cli.main(argv) == 0
+    lines = json.loads(capsys.readouterr().out)["images"][0]["lines"]
+    unsure = 0
+    for line in lines:
+        for char, d in zip(line["text"], line["digits"], strict=True):
+            assert 0 <= d["digit"] <= 9  # the JSON keeps every digit ...
+            if d["confidence"] < threshold:  # ... and the text marks the unsure ones
+                assert char == "?"
+                unsure += 1
+            else:
+                assert char == str(d["digit"])
+    assert unsure > 0
+    # An ensemble of the same model twice with three test-time views reads the page too.
+    argv = ["read", sample, "--model", str(workdir), "--model", str(workdir), "--tta", "3"]
+    assert cli.main(argv) == 0
+    assert len(capsys.readouterr().out.split()) == len(lines)
+    assert cli.main(["read", sample, "--model", str(workdir), "--min-confidence", "2"]) == 2
+    assert cli.main(["read", sample, "--model", str(workdir), "--tta", "99"]) == 2

@@ -1,0 +1,84 @@
+"""Data parallelism with JAX's own machinery: a mesh, a sharded batch, replicated state.
+
+``jit`` does the partitioning: parameters, optimizer state and the uint8 dataset
+are replicated on every device; each batch is constrained to be split along the
+mesh's ``data`` axis, so each device computes its slice and XLA inserts the
+gradient all-reduce. Across hosts, ``jax.distributed.initialize`` joins the
+processes first; each process then supplies the shards its own devices hold.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from digits_jax.errors import DigitsJaxError
+
+DATA_AXIS = "data"
+
+
+def initialize_distributed(
+    coordinator: str | None = None, num_processes: int | None = None, process_id: int | None = None
+) -> bool:
+    """Joins a multi-process run when a coordinator is given (flag or environment).
+
+    Environment: ``DIGITS_JAX_COORDINATOR`` (host:port), ``DIGITS_JAX_NUM_PROCESSES``,
+    ``DIGITS_JAX_PROCESS_ID``. Returns whether a multi-process run was joined.
+    """
+    coordinator = coordinator or os.environ.get("DIGITS_JAX_COORDINATOR")
+    if not coordinator:
+        return False
+    try:
+        num_processes = int(num_processes or os.environ["DIGITS_JAX_NUM_PROCESSES"])
+        process_id = int(
+            process_id if process_id is not None else os.environ["DIGITS_JAX_PROCESS_ID"]
+        )
+    except (KeyError, ValueError) as error:
+        raise DigitsJaxError(
+            "a distributed run needs the number of processes and this process's id "
+            "(--num-processes/--process-id or DIGITS_JAX_NUM_PROCESSES/DIGITS_JAX_PROCESS_ID)"
+        ) from error
+    if not 0 <= process_id < num_processes:
+        raise DigitsJaxError(f"process id {process_id} is not in [0, {num_processes})")
+    if jax.default_backend() == "cpu":
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator, num_processes, process_id)
+    return True
+
+
+def data_mesh(enabled: bool = True) -> Mesh | None:
+    """A 1-D mesh over every device of every process, or None on a single device."""
+    if not enabled or jax.device_count() == 1:
+        return None
+    return jax.make_mesh(
+        (jax.device_count(),), (DATA_AXIS,), axis_types=(jax.sharding.AxisType.Auto,)
+    )
+
+
+def batch_sharding(mesh: Mesh | None) -> NamedSharding | None:
+    return None if mesh is None else NamedSharding(mesh, PartitionSpec(DATA_AXIS))
+
+
+def replicate(tree: Any, mesh: Mesh | None) -> Any:
+    """Places every array of a pytree on all the mesh's devices (a no-op without a mesh)."""
+    if mesh is None:
+        return tree
+    sharding = NamedSharding(mesh, PartitionSpec())
+
+    def put(x: Any) -> Any:
+        x = np.asarray(x)
+        return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
+
+    return jax.tree.map(put, tree)
+
+
+def check_divisible(batch_size: int, mesh: Mesh | None, what: str = "batch_size") -> None:
+    if mesh is not None and batch_size % mesh.size:
+        raise DigitsJaxError(
+            f"{what} {batch_size} must be a multiple of the {mesh.size} devices for data "
+            "parallelism (or set --config.data_parallel=false)"
+        )

@@ -1,0 +1,71 @@
+"""Data parallelism on 8 forced CPU devices: sharded training matches one device."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from digits_jax import parallel
+from digits_jax.errors import DigitsJaxError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+SCRIPT = """
+import json, sys
+import jax
+sys.path.insert(0, "tests")
+from conftest import _blob_digits
+from digits_jax import config_lib, input_pipeline, parallel, train
+assert jax.device_count() == 8, jax.devices()
+out = {}
+for name, dp in (("single", False), ("sharded", True)):
+    config = config_lib.get_config("configs/tiny.py", [f"data_parallel={dp}", "holdout=64"])
+    tr = input_pipeline.device_split(*_blob_digits(512, 0))
+    te = input_pipeline.device_split(*_blob_digits(128, 1))
+    last = train.train_and_evaluate(config, sys.argv[1] + "/" + name, train=tr, test=te)
+    out[name] = last
+    out[name + "_mesh"] = 0 if parallel.data_mesh(dp) is None else parallel.data_mesh(dp).size
+print(json.dumps(out))
+"""
+
+
+def test_sharded_training_matches_single_device(tmp_path):
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["single_mesh"] == 0 and out["sharded_mesh"] == 8
+    assert "data parallel over 8 devices" in result.stderr
+    for key in ("train_loss", "test_loss", "test_accuracy", "temperature"):
+        assert out["sharded"][key] == pytest.approx(out["single"][key], rel=1e-4, abs=1e-5), key
+
+
+def test_batch_must_divide_over_devices():
+    class FakeMesh:
+        size = 8
+
+    parallel.check_divisible(64, FakeMesh())
+    parallel.check_divisible(63, None)
+    with pytest.raises(DigitsJaxError, match="multiple of the 8 devices"):
+        parallel.check_divisible(60, FakeMesh())
+
+
+def test_distributed_needs_process_count_and_id(monkeypatch):
+    monkeypatch.delenv("DIGITS_JAX_COORDINATOR", raising=False)
+    assert parallel.initialize_distributed() is False
+    monkeypatch.setenv("DIGITS_JAX_COORDINATOR", "localhost:12345")
+    monkeypatch.delenv("DIGITS_JAX_NUM_PROCESSES", raising=False)
+    with pytest.raises(DigitsJaxError, match="number of processes"):
+        parallel.initialize_distributed()
+    with pytest.raises(DigitsJaxError, match="not in"):
+        parallel.initialize_distributed(num_processes=2, process_id=2)
