@@ -40,6 +40,10 @@ def _add_config_flags(parser: argparse.ArgumentParser, task: str) -> None:
     )
     parser.add_argument("--workdir", type=Path, required=True, help="run directory (resumable)")
     parser.epilog = "Any config value can be overridden: --config.num_epochs=3"
+    group = parser.add_argument_group("multi-host data parallelism (jax.distributed)")
+    group.add_argument("--coordinator", metavar="HOST:PORT", help="env DIGITS_JAX_COORDINATOR")
+    group.add_argument("--num-processes", type=int, help="env DIGITS_JAX_NUM_PROCESSES")
+    group.add_argument("--process-id", type=int, help="env DIGITS_JAX_PROCESS_ID")
 
 
 def _add_tta_flag(parser: argparse.ArgumentParser) -> None:
@@ -155,8 +159,9 @@ def _enable_compilation_cache() -> None:
 
 
 def _load_config(args: argparse.Namespace, task: str):
-    from digits_jax import config_lib
+    from digits_jax import config_lib, parallel
 
+    parallel.initialize_distributed(args.coordinator, args.num_processes, args.process_id)
     path = args.config or config_lib.default_config_path(task)
     return config_lib.get_config(path, args.config_overrides)
 

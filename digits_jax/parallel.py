@@ -44,8 +44,9 @@ def initialize_distributed(
         ) from error
     if not 0 <= process_id < num_processes:
         raise DigitsJaxError(f"process id {process_id} is not in [0, {num_processes})")
-    if jax.default_backend() == "cpu":
-        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    # CPU devices of several processes talk through gloo; GPUs and TPUs ignore this.
+    # (Asking for the backend here would initialise it too early.)
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(coordinator, num_processes, process_id)
     return True
 

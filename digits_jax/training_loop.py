@@ -295,10 +295,11 @@ def run(
             "epoch_s": round(train_s, 3),
         }
         rows.append(last)
-        _write_metrics(workdir, rows)
         ckpts.save(epoch, state, {**meta, **extra, "task": task.name, "epoch": epoch})
-        plots.plot_curves(rows, workdir / CURVES_FILE, title=f"{task.name}: {workdir.name}")
-        log(_format(last))
+        if jax.process_index() == 0:  # one writer for the files beside the checkpoints
+            _write_metrics(workdir, rows)
+            plots.plot_curves(rows, workdir / CURVES_FILE, title=f"{task.name}: {workdir.name}")
+            log(_format(last))
     ckpts.close()
     if start >= config.num_epochs:
         log(f"{workdir} already holds epoch {start} of {config.num_epochs}; nothing to train")

@@ -69,3 +69,55 @@ def test_distributed_needs_process_count_and_id(monkeypatch):
         parallel.initialize_distributed()
     with pytest.raises(DigitsJaxError, match="not in"):
         parallel.initialize_distributed(num_processes=2, process_id=2)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_on_localhost_match_one(tmp_path):
+    """`digits-jax train` as 2 processes (jax.distributed, gloo) gives the 1-process result."""
+    tiny = str(ROOT / "configs" / "tiny.py")
+    base = [sys.executable, "-m", "digits_jax.cli", "train", "--config", tiny]
+    single = subprocess.run(
+        [*base, "--workdir", str(tmp_path / "one")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
+    assert single.returncode == 0, single.stderr
+    port = _free_port()
+    procs = [
+        subprocess.Popen(
+            [
+                *base,
+                "--workdir",
+                str(tmp_path / "two"),
+                "--coordinator",
+                f"localhost:{port}",
+                "--num-processes",
+                "2",
+                "--process-id",
+                str(i),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        for i in range(2)
+    ]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs[0][1][-2000:] + outs[1][1][-2000:]
+    assert "data parallel over 2 devices (2 processes)" in outs[0][1]
+    one = [json.loads(x) for x in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()]
+    two = [json.loads(x) for x in (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()]
+    assert len(one) == len(two) == 2
+    for a, b in zip(one, two, strict=True):
+        assert b["test_loss"] == pytest.approx(a["test_loss"], rel=1e-4)
+        assert b["test_accuracy"] == pytest.approx(a["test_accuracy"], abs=1e-6)
