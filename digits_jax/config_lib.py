@@ -60,6 +60,7 @@ def base_config() -> ml_collections.ConfigDict:
     # Classifier only: keep the grafted encoder fixed (optax masking).
     config.freeze_encoder = False
     # Execution.
+    config.compute_dtype = "float32"  # "bfloat16": mixed precision (parameters stay float32)
     config.data_parallel = True  # shard batches over all devices (and hosts) when several
     config.conv_impl = "auto"  # "auto", "xla" or "unfold" (see digits_jax.models)
     config.steps_per_call = 100  # training steps per compiled call (progress bar granularity)
@@ -175,6 +176,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
             "lr_schedule must be cosine, step or constant",
         ),
         (config.conv_impl in ("auto", "xla", "unfold"), "conv_impl must be auto, xla or unfold"),
+        (
+            config.compute_dtype in ("float32", "bfloat16"),
+            "compute_dtype must be float32 or bfloat16",
+        ),
     ]
     for ok, message in checks:
         if not ok:

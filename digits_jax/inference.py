@@ -97,7 +97,9 @@ def load_classifier(workdir: str | Path) -> LoadedClassifier:
     finally:
         ckpts.close()
     config = config_lib.from_json(meta.get("config", {}))
-    model = models.Classifier(conv_impl=config.conv_impl)
+    model = models.Classifier(
+        conv_impl=config.conv_impl, dtype=models.compute_dtype(config.compute_dtype)
+    )
     problem = first_mismatch(models.param_shapes(model), params)
     if problem:
         raise CheckpointError(f"{workdir} is not this classifier's architecture ({problem})")

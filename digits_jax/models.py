@@ -204,3 +204,8 @@ def param_shapes(model: nn.Module) -> dict:
     """The parameters' shapes and dtypes, without computing any of them."""
     dummy = jnp.zeros((1, 28, 28, 1), jnp.float32)
     return jax.eval_shape(lambda rng: model.init(rng, dummy)["params"], jax.random.PRNGKey(0))
+
+
+def compute_dtype(name: str) -> jnp.dtype | None:
+    """The activation dtype a config names (None: float32 throughout)."""
+    return jnp.bfloat16 if name == "bfloat16" else None

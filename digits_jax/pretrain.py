@@ -23,7 +23,7 @@ RECONSTRUCTIONS_FILE = "reconstructions.png"
 
 
 def create_model(config: ml_collections.ConfigDict) -> models.DAE:
-    return models.DAE(conv_impl=config.conv_impl)
+    return models.DAE(conv_impl=config.conv_impl, dtype=models.compute_dtype(config.compute_dtype))
 
 
 def add_noise(images: jax.Array, rng: jax.Array, sigma: float) -> jax.Array:

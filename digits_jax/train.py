@@ -31,7 +31,11 @@ from digits_jax.input_pipeline import DeviceSplit, load_device_split, to_float
 
 
 def create_model(config: ml_collections.ConfigDict) -> models.Classifier:
-    return models.Classifier(conv_impl=config.conv_impl, dropout_rate=config.dropout_rate)
+    return models.Classifier(
+        conv_impl=config.conv_impl,
+        dropout_rate=config.dropout_rate,
+        dtype=models.compute_dtype(config.compute_dtype),
+    )
 
 
 def create_train_state(

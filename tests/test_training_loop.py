@@ -150,3 +150,14 @@ def test_holdout_fits_a_temperature_saved_with_the_checkpoint(tiny_config, blob_
     tiny_config.holdout = 10_000
     with pytest.raises(Exception, match="holdout"):
         train.train_and_evaluate(tiny_config, tmp_path / "x", train=train_split, test=test_split)
+
+
+def test_bfloat16_compute_keeps_float32_parameters(tiny_config, blob_splits, tmp_path):
+    train_split, test_split = blob_splits
+    tiny_config.compute_dtype = "bfloat16"
+    last = train.train_and_evaluate(tiny_config, tmp_path, train=train_split, test=test_split)
+    assert last["test_accuracy"] > 0.5
+    from digits_jax.checkpoints import Checkpoints
+
+    params = Checkpoints(tmp_path).raw_state()["params"]
+    assert {str(np.asarray(p).dtype) for p in jax.tree.leaves(params)} == {"float32"}
