@@ -67,10 +67,11 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
     _add_tta_flag(parser)
 
 
-def _models(args: argparse.Namespace, attr: str = "model"):
+def _models(args: argparse.Namespace):
+    """The ``--model`` workdirs (default: the one make demo trains) as an ensemble."""
     from digits_jax import inference
 
-    return inference.load_ensemble(getattr(args, attr) or [DEFAULT_WORKDIRS["classifier"]])
+    return inference.load_ensemble(args.model or [DEFAULT_WORKDIRS["classifier"]])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,6 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     _add_data_flags(p)
     p.set_defaults(run=cmd_evaluate)
+
+    p = sub.add_parser(
+        "bench",
+        help="training and inference throughput (vs PyTorch if installed); bench --help",
+        add_help=False,
+    )
+    p.set_defaults(run=cmd_bench)
 
     p = sub.add_parser("read", help="read the handwritten digits in photos, line by line")
     p.add_argument("photos", nargs="+", type=Path, metavar="PHOTO")
@@ -230,6 +238,17 @@ def _report_bad(path: str, message: str) -> None:
 
 def _annotation_path(out: Path, photo: str, several: bool) -> Path:
     return out / f"{Path(photo).stem}_read.jpg" if several else out
+
+
+def cmd_bench(argv: list[str]) -> int:
+    """Its flags are parsed by the bench module, so other commands never import it."""
+    from digits_jax import bench
+
+    parser = argparse.ArgumentParser(
+        prog="digits-jax bench", description=(bench.__doc__ or "").splitlines()[0]
+    )
+    bench.add_arguments(parser)
+    return bench.main(parser.parse_args(argv))
 
 
 def cmd_read(args: argparse.Namespace) -> int:
@@ -363,6 +382,8 @@ def _split_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        if argv[:1] == ["bench"]:
+            return cmd_bench(argv[1:])
         rest, overrides = _split_overrides(argv)
         args = build_parser().parse_args(rest)
         if overrides and not hasattr(args, "config"):

@@ -13,6 +13,7 @@ from digits_jax import bench
 
 TINY = {
     "models": ("classifier", "dae"),
+    "epoch": True,
     "batches": (8,),
     "seconds": 0.01,
     "conv_impls": ("unfold",),
@@ -26,7 +27,13 @@ TINY = {
 
 @pytest.fixture(scope="module")
 def tiny_result():
-    return bench.run_benchmarks(**TINY)
+    """A real run, kept small: one model, no epoch rows (their logic is tested with fakes)."""
+    return bench.run_benchmarks(**{**TINY, "models": ("classifier",), "epoch": False})
+
+
+def _sane_training_row(row: dict) -> None:
+    assert row["images_per_s"] > 0 and row["ms_per_step"] > 0 and row["steps"] >= 2
+    assert row["compile_s"] >= 0 and row["best_call_images_per_s"] > 0
 
 
 def test_run_benchmarks_keys_and_positive_numbers(tiny_result):
@@ -35,15 +42,11 @@ def test_run_benchmarks_keys_and_positive_numbers(tiny_result):
     assert r["machine"]["backend"] == "cpu"
     assert r["machine"]["cpu_count"] >= 1
     assert r["machine"]["auto_conv_impl"] in ("unfold", "xla")
-    assert {(t["model"], t["batch"], t["conv_impl"]) for t in r["train"]} == {
-        ("classifier", 8, "unfold"),
-        ("dae", 8, "unfold"),
-    }
-    for row in r["train"]:
-        assert row["images_per_s"] > 0 and row["ms_per_step"] > 0 and row["steps"] >= 2
-        assert row["compile_s"] >= 0
-    assert [e["model"] for e in r["epoch"]] == ["classifier", "dae"]
-    assert all(e["epoch_s"] > 0 and e["examples"] == 64 for e in r["epoch"])
+    assert [(t["model"], t["batch"], t["conv_impl"]) for t in r["train"]] == [
+        ("classifier", 8, "unfold")
+    ]
+    _sane_training_row(r["train"][0])
+    assert r["epoch"] == []
     assert r["inference"][0]["images_per_s"] > 0
     assert r["torch"] == {"skipped": "not requested"}
     assert r["comparison"] == []
@@ -52,8 +55,14 @@ def test_run_benchmarks_keys_and_positive_numbers(tiny_result):
 
 def test_format_table_renders(tiny_result):
     text = bench.format_table(tiny_result)
-    assert "training throughput" in text and "classifier" in text and "dae" in text
+    assert "training throughput" in text and "classifier" in text
     assert "time per epoch" in text and "inference" in text
+
+
+def test_dae_training_row_is_real():
+    row = bench.time_training("dae", 8, "unfold", bench.random_split(64), 0.01, 2)
+    assert (row["model"], row["batch"], row["steps_per_call"]) == ("dae", 8, 2)
+    _sane_training_row(row)
 
 
 def test_torch_skipped_when_script_missing(tmp_path):
@@ -71,16 +80,55 @@ def test_torch_skipped_when_torch_missing(tmp_path, monkeypatch):
     assert "not installed" in bench.torch_unavailable(script)
 
 
-def test_failing_reference_is_reported_not_raised(tmp_path, monkeypatch):
+@pytest.fixture
+def no_timing(monkeypatch):
+    """Fake JAX timings (images/s = 100 * batch), so orchestration tests compile nothing."""
+
+    calls: list[tuple] = []
+
+    def fake_training(model, batch, conv_impl, split, seconds, steps_per_call=20, plain=True):
+        calls.append((model, batch, conv_impl, plain))
+        return {
+            "model": model,
+            "batch": batch,
+            "conv_impl": conv_impl,
+            "images_per_s": 100.0 * batch,
+        }
+
+    def fake_inference(conv_impl, batch, seconds):
+        return {"conv_impl": conv_impl, "batch": batch, "images_per_s": 1.0}
+
+    monkeypatch.setattr(bench, "time_training", fake_training)
+    monkeypatch.setattr(bench, "time_inference", fake_inference)
+    monkeypatch.setattr(bench, "torch_unavailable", lambda _script: None)
+    return calls
+
+
+def test_epoch_rows_use_the_default_configs(no_timing):
+    """The classifier's default config augments: timed again; the DAE's row is reused."""
+    r = bench.run_benchmarks(**{**TINY, "num_examples": 640})
+    assert [(e["model"], e["examples"], e["epoch_s"]) for e in r["epoch"]] == [
+        ("classifier", 640, 0.8),
+        ("dae", 640, 0.8),
+    ]
+    assert no_timing == [
+        ("classifier", 8, "unfold", True),
+        ("dae", 8, "unfold", True),
+        ("classifier", 8, "auto", False),
+    ]
+    assert "time per epoch" in bench.format_table(r)
+
+
+def test_failing_reference_is_reported_not_raised(tmp_path, no_timing):
     script = tmp_path / "ref.py"
     script.write_text("import sys; sys.exit('boom')\n")
-    monkeypatch.setattr(bench, "torch_unavailable", lambda _script: None)
     r = bench.run_benchmarks(**{**TINY, "models": ("classifier",), "compare_torch": str(script)})
     assert "boom" in r["torch"]["skipped"]
     assert r["comparison"] == []
+    assert "torch comparison skipped" in bench.format_table(r)
 
 
-def test_comparison_with_a_fake_reference(tmp_path, monkeypatch):
+def test_comparison_with_a_fake_reference(tmp_path, no_timing):
     """The ratio uses each side's best batch; the fake prints the reference's JSON shape."""
     script = tmp_path / "ref.py"
     script.write_text(
@@ -88,17 +136,20 @@ def test_comparison_with_a_fake_reference(tmp_path, monkeypatch):
         "a = sys.argv\n"
         "m, b = a[a.index('--models') + 1], int(a[a.index('--batches') + 1])\n"
         "print(json.dumps({'framework': 'torch', 'version': 'fake', 'threads': 1,\n"
-        "  'results': [{'model': m, 'batch': b, 'images_per_s': 10.0 * b}]}))\n"
+        "  'results': [{'model': m, 'batch': b, 'images_per_s': 10.0 * b * (1 + b % 3)}]}))\n"
     )
-    monkeypatch.setattr(bench, "torch_unavailable", lambda _script: None)
     r = bench.run_benchmarks(
-        **{**TINY, "models": ("classifier",), "batches": (4, 8), "compare_torch": str(script)}
+        **{**TINY, "batches": (4, 8), "conv_impls": ("unfold", "xla"), "compare_torch": str(script)}
     )
-    assert r["torch"]["version"] == "fake" and len(r["torch"]["results"]) == 2
-    (c,) = r["comparison"]
-    assert c["torch_batch"] == 8 and c["torch_images_per_s"] == 80.0
-    assert c["ratio"] == pytest.approx(c["jax_images_per_s"] / 80.0, rel=0.01)
-    assert "best/torch" in bench.format_table(r)
+    assert r["torch"]["version"] == "fake" and len(r["torch"]["results"]) == 4
+    # torch: 4 -> 80/s, 8 -> 240/s; JAX (fake): 800/s at batch 8.
+    by_model = {c["model"]: c for c in r["comparison"]}
+    assert set(by_model) == {"classifier", "dae"}
+    c = by_model["classifier"]
+    assert (c["torch_batch"], c["torch_images_per_s"], c["jax_batch"]) == (8, 240.0, 8)
+    assert c["ratio"] == pytest.approx(800 / 240, rel=0.01)
+    text = bench.format_table(r)
+    assert "best/torch" in text and "3.33x" in text
 
 
 def test_cli_arguments_parse_and_reject_bad_values(capsys):
