@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from digits_jax import bench
+from digits_jax import bench, cli
+from digits_jax.errors import DigitsJaxError
 
 TINY = {
     "models": ("classifier", "dae"),
@@ -160,8 +161,12 @@ def test_cli_arguments_parse_and_reject_bad_values(capsys):
     assert args.compare_torch.endswith("torch_reference.py")
     assert parser.parse_args([]).compare_torch is None
     bad = parser.parse_args(["--seconds", "0"])
-    assert bench.main(bad) == 2
-    assert "must be > 0" in capsys.readouterr().err
+    with pytest.raises(DigitsJaxError, match="must be > 0"):
+        bench.main(bad)
+    # Through the CLI: one line on stderr, exit 2.
+    assert cli.main(["bench", "--seconds", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "digits-jax: error: --seconds, --steps-per-call and --batches must be > 0"
 
 
 def test_bench_does_not_import_torch():
