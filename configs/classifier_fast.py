@@ -1,6 +1,6 @@
 """A quicker classifier: 15 epochs, random shifts of up to 2 pixels, no calibration.
 
-    digits-jax train --workdir workdirs/classifier_fast --config configs/classifier_fast.py
+digits-jax train --workdir workdirs/classifier_fast --config configs/classifier_fast.py
 """
 
 from digits_jax.config_lib import base_config

@@ -1,6 +1,6 @@
 """The original's training without augmentation (15 epochs): the unaugmented baseline.
 
-    digits-jax train --workdir workdirs/classifier_plain --config configs/classifier_plain.py
+digits-jax train --workdir workdirs/classifier_plain --config configs/classifier_plain.py
 """
 
 from digits_jax.config_lib import base_config

@@ -63,7 +63,9 @@ def base_config() -> ml_collections.ConfigDict:
     config.compute_dtype = "float32"  # "bfloat16": mixed precision (parameters stay float32)
     config.data_parallel = True  # shard batches over all devices (and hosts) when several
     config.conv_impl = "auto"  # "auto", "xla" or "unfold" (see digits_jax.models)
-    config.steps_per_call = 100  # training steps per compiled call (progress bar granularity)
+    # Training steps per compiled lax.scan call: the progress bar's granularity. 0 runs a
+    # whole epoch in one call (metrics come back once per epoch).
+    config.steps_per_call = 100
     config.eval_batch_size = 1000
     config.keep_checkpoints = 3
     config.progress = True
@@ -147,7 +149,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
         (config.batch_size > 0, "batch_size must be positive"),
         (config.num_epochs >= 0, "num_epochs must not be negative"),
         (config.learning_rate > 0, "learning_rate must be positive"),
-        (config.steps_per_call > 0, "steps_per_call must be positive"),
+        (config.steps_per_call >= 0, "steps_per_call must not be negative"),
         (config.eval_batch_size > 0, "eval_batch_size must be positive"),
         (config.keep_checkpoints > 0, "keep_checkpoints must be positive"),
         (config.train_limit >= 0 and config.test_limit >= 0, "limits must not be negative"),

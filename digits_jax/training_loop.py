@@ -180,8 +180,9 @@ def train_epoch(
     batches = input_pipeline.epoch_indices(perm_rng, train.size, config.batch_size)
     totals: dict[str, float] = {}
     steps = batches.shape[0]
-    for chunk, start in enumerate(range(0, steps, config.steps_per_call)):
-        idx = batches[start : start + config.steps_per_call]
+    per_call = config.steps_per_call or steps  # 0: the whole epoch in one compiled call
+    for chunk, start in enumerate(range(0, steps, per_call)):
+        idx = batches[start : start + per_call]
         chunk_rng = jax.random.fold_in(step_rng, chunk)
         state, sums = _train_chunk(
             task.train_step,

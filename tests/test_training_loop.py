@@ -161,3 +161,16 @@ def test_bfloat16_compute_keeps_float32_parameters(tiny_config, blob_splits, tmp
 
     params = Checkpoints(tmp_path).raw_state()["params"]
     assert {str(np.asarray(p).dtype) for p in jax.tree.leaves(params)} == {"float32"}
+
+
+def test_whole_epoch_in_one_call_gives_the_chunked_result(tiny_config, blob_splits):
+    train_split, _ = blob_splits
+    results = []
+    for per_call in (0, 5):
+        tiny_config.steps_per_call = per_call
+        state = train.create_train_state(jax.random.PRNGKey(0), tiny_config, 16)
+        _, metrics = training_loop.train_epoch(
+            train.task_for(tiny_config), state, train_split, tiny_config, jax.random.PRNGKey(1)
+        )
+        results.append(metrics["train_loss"])
+    assert results[0] == pytest.approx(results[1], rel=1e-5)
