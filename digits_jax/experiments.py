@@ -336,7 +336,7 @@ def write_report(
         "## Rerun",
         "",
         "```bash",
-        "python scripts/compare_pretraining.py --budget reduced   # about 10 min on 2 CPU cores",
+        "python scripts/compare_pretraining.py --budget reduced   # 3 seeds x 3 epochs, CPU",
         "python scripts/compare_pretraining.py --budget full      # 5 seeds x 15 epochs: a GPU job",
         "```",
         "",
@@ -362,10 +362,14 @@ def conclusions(summary: list[dict[str, Any]]) -> list[str]:
             p = r.get(f"{key}_p")
             if p is None:
                 continue
+            diff = r[f"{key}_diff"]
+            if diff == 0:
+                out.append(f"- {r['arm']} ({aug} augmentation): no difference in {what}.")
+                continue
             verdict = "a significant" if p < 0.05 else "no significant"
-            sign = "gain" if r[f"{key}_diff"] > 0 else "loss"
+            sign = "gain" if diff > 0 else "loss"
             out.append(
                 f"- {r['arm']} ({aug} augmentation): {verdict} {sign} in {what} "
-                f"({100 * r[f'{key}_diff']:+.2f} points, p = {p:.3f})."
+                f"({100 * diff:+.2f} points, p = {p:.3f})."
             )
     return out or ["- Too few seeds for a test (use at least 2)."]
