@@ -99,7 +99,6 @@ def eval_step(state, images, labels, rng):
     }
 
 
-TASK = training_loop.Task("classifier", train_step, eval_step)
 _TASKS: dict[str, training_loop.Task] = {}
 
 

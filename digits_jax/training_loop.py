@@ -21,7 +21,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 import optax
 from flax.training import train_state
 from tqdm.auto import tqdm
@@ -316,7 +315,3 @@ def new_state(model: Any, params: Any, tx: optax.GradientTransformation) -> trai
     """A TrainState whose step is an int32 array (so checkpoints compare cleanly)."""
     state = train_state.TrainState.create(apply_fn=model.apply, params=params, tx=tx)
     return state.replace(step=jnp.asarray(0, jnp.int32))
-
-
-def to_numpy(tree: Any) -> Any:
-    return jax.tree.map(np.asarray, tree)
