@@ -111,23 +111,30 @@ def tta_view(images: jax.Array, index: int) -> jax.Array:
     return _warp(images, m)
 
 
-def _gaussian_matrix(sigma: float) -> jax.Array:
-    """(28, 28) matrix that blurs a 28-vector with a Gaussian (zero padding at the edges)."""
-    x = jnp.arange(SIZE, dtype=jnp.float32)
-    g = jnp.exp(-0.5 * ((x[:, None] - x[None, :]) / sigma) ** 2)
+def _smoothing_matrix(sigma: float) -> jax.Array:
+    """(28, n) matrix that Gaussian-blurs noise on ``n`` nodes of a line onto its 28 pixels.
+
+    The nodes are ``min(sigma, 4)`` pixels apart: a blur of that sigma keeps
+    nothing finer, and drawing 16x fewer random numbers (threefry is slow on a
+    CPU) made the field several times cheaper than per-pixel noise.
+    """
+    spacing = int(min(max(sigma, 1.0), 4.0))
+    pixels = jnp.arange(SIZE, dtype=jnp.float32)
+    nodes = jnp.arange(spacing / 2 - 0.5, SIZE, spacing, dtype=jnp.float32)
+    g = jnp.exp(-0.5 * ((pixels[:, None] - nodes[None, :]) / sigma) ** 2)
     return g / g.sum(axis=1, keepdims=True)
 
 
 def elastic_displacements(rng: jax.Array, batch: int, alpha: float, sigma: float) -> jax.Array:
     """Smooth random displacement fields (B, 2, 28, 28) in pixels (Simard et al. 2003).
 
-    Uniform noise in [-1, 1] per pixel, Gaussian-blurred (two small matmuls,
-    much cheaper on a CPU than a convolution), scaled to ``alpha`` pixels at
-    its largest.
+    Uniform noise in [-1, 1] on a coarse grid of nodes, Gaussian-blurred onto
+    the pixels, scaled to ``alpha`` pixels at its largest.
     """
-    field = jax.random.uniform(rng, (batch, 2, SIZE, SIZE), minval=-1, maxval=1)
-    g = _gaussian_matrix(sigma)
-    field = jnp.einsum("ij,bcjk,lk->bcil", g, field, g)
+    g = _smoothing_matrix(sigma)
+    n = g.shape[1]
+    noise = jax.random.uniform(rng, (batch, 2, n, n), minval=-1, maxval=1)
+    field = jnp.einsum("in,bcnm,jm->bcij", g, noise, g)
     peak = jnp.max(jnp.abs(field), axis=(2, 3), keepdims=True)
     return alpha * field / (peak + 1e-6)
 
@@ -135,26 +142,25 @@ def elastic_displacements(rng: jax.Array, batch: int, alpha: float, sigma: float
 def bilinear_sample(images: jax.Array, coords: jax.Array) -> jax.Array:
     """Samples (B, 28, 28, 1) images at (B, 2, 28, 28) input coordinates; black outside.
 
-    Four flat gathers per image: far faster on a CPU than ``map_coordinates``.
+    Each pixel's 2x2 neighbourhood is stacked first, so one flat gather of
+    4-vectors per output pixel does the work: XLA's CPU gathers cost per index,
+    and this is several times faster than four scalar gathers or
+    ``map_coordinates``.
     """
     b = images.shape[0]
-    flat = images.reshape(b, SIZE * SIZE)
+    p = jnp.pad(images.reshape(b, SIZE, SIZE), ((0, 0), (1, 1), (1, 1)))
+    n = SIZE + 1  # corners (r, c) of 2x2 blocks of the padded image, r and c in [0, 28]
+    quads = jnp.stack([p[:, :-1, :-1], p[:, :-1, 1:], p[:, 1:, :-1], p[:, 1:, 1:]], axis=-1)
+    quads = quads.reshape(b, n * n, 4)
     rows, cols = coords[:, 0].reshape(b, -1), coords[:, 1].reshape(b, -1)
     r0, c0 = jnp.floor(rows), jnp.floor(cols)
     fr, fc = rows - r0, cols - c0
-    r0, c0 = r0.astype(jnp.int32), c0.astype(jnp.int32)
-
-    def tap(r: jax.Array, c: jax.Array) -> jax.Array:
-        inside = (r >= 0) & (r < SIZE) & (c >= 0) & (c < SIZE)
-        idx = jnp.clip(r, 0, SIZE - 1) * SIZE + jnp.clip(c, 0, SIZE - 1)
-        return jnp.where(inside, jnp.take_along_axis(flat, idx, axis=1), 0.0)
-
-    out = (
-        (1 - fr) * (1 - fc) * tap(r0, c0)
-        + (1 - fr) * fc * tap(r0, c0 + 1)
-        + fr * (1 - fc) * tap(r0 + 1, c0)
-        + fr * fc * tap(r0 + 1, c0 + 1)
-    )
+    r0, c0 = r0.astype(jnp.int32) + 1, c0.astype(jnp.int32) + 1  # padded coordinates
+    inside = (r0 >= 0) & (r0 < n) & (c0 >= 0) & (c0 < n)
+    idx = jnp.clip(r0, 0, n - 1) * n + jnp.clip(c0, 0, n - 1)
+    taps = jnp.take_along_axis(quads, idx[..., None], axis=1)  # (B, 784, 4)
+    weights = jnp.stack([(1 - fr) * (1 - fc), (1 - fr) * fc, fr * (1 - fc), fr * fc], axis=-1)
+    out = jnp.where(inside, jnp.sum(taps * weights, axis=-1), 0.0)
     return out.reshape(images.shape)
 
 

@@ -282,7 +282,9 @@ def _pct(mean: float, std: float) -> str:
 
 
 def _p(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
+    if value is None:
+        return "n/a"
+    return "< 0.001" if value < 0.001 else f"{value:.3f}"
 
 
 def _diff(row: dict[str, Any], key: str) -> str:
@@ -370,6 +372,6 @@ def conclusions(summary: list[dict[str, Any]]) -> list[str]:
             sign = "gain" if diff > 0 else "loss"
             out.append(
                 f"- {r['arm']} ({aug} augmentation): {verdict} {sign} in {what} "
-                f"({100 * diff:+.2f} points, p = {p:.3f})."
+                f"({100 * diff:+.2f} points, p {'' if p < 0.001 else '= '}{_p(p)})."
             )
     return out or ["- Too few seeds for a test (use at least 2)."]

@@ -98,7 +98,8 @@ def load_classifier(workdir: str | Path) -> LoadedClassifier:
         ckpts.close()
     config = config_lib.from_json(meta.get("config", {}))
     model = models.Classifier(
-        conv_impl=config.conv_impl, dtype=models.compute_dtype(config.compute_dtype)
+        conv_impl=models.resolve_conv_impl(config.conv_impl, training=False),
+        dtype=models.compute_dtype(config.compute_dtype),
     )
     problem = first_mismatch(models.param_shapes(model), params)
     if problem:

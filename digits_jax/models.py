@@ -11,7 +11,9 @@ shapes (checkpoints are interchangeable):
 * ``"unfold"``: the same maths as static slices plus one matmul, which XLA's CPU
   backend runs about 3x faster for these tiny kernels.
 
-``"auto"`` picks ``"unfold"`` on the CPU and ``"xla"`` elsewhere.
+``"auto"`` picks ``"unfold"`` for training on the CPU and ``"xla"`` elsewhere:
+XLA's CPU convolution is slow to differentiate but about 3x faster than the
+unfold for forward-only inference at batch 512 (``digits-jax bench``).
 """
 
 from __future__ import annotations
@@ -25,12 +27,13 @@ import jax.numpy as jnp
 CONV_IMPLS = ("auto", "xla", "unfold")
 
 
-def resolve_conv_impl(impl: str) -> str:
-    """Turns ``"auto"`` into the implementation that is fastest on the default backend."""
+def resolve_conv_impl(impl: str, training: bool = True) -> str:
+    """Turns ``"auto"`` into the fastest implementation on the default backend, for
+    training (forward and backward) or for inference (forward only)."""
     if impl not in CONV_IMPLS:
         raise ValueError(f"conv_impl must be one of {CONV_IMPLS}, got {impl!r}")
     if impl == "auto":
-        return "unfold" if jax.default_backend() == "cpu" else "xla"
+        return "unfold" if training and jax.default_backend() == "cpu" else "xla"
     return impl
 
 
@@ -95,15 +98,12 @@ class PhaseConvTranspose(nn.Module):
         patches = jnp.concatenate(
             [xp[..., a : a + oh, b : b + ow, :] for a in range(th) for b in range(tw)], axis=-1
         )
-        # Phase (p, q) of the output uses kernel taps (sh-1-p + sh*a, sw-1-q + sw*b).
-        phases = []
-        for p in range(sh):
-            row = []
-            for q in range(sw):
-                sub = kernel[sh - 1 - p :: sh, sw - 1 - q :: sw]
-                row.append(patches @ sub.reshape(th * tw * in_features, self.features))
-            phases.append(jnp.stack(row, axis=-2))  # (..., oh, ow, sw, F)
-        y = jnp.stack(phases, axis=-4)  # (..., oh, sh, ow, sw, F)
+        # Phase (p, q) of the output uses kernel taps (sh-1-p + sh*a, sw-1-q + sw*b): lay
+        # the s*s sub-kernels side by side and compute every phase with one matmul.
+        k = kernel.reshape(th, sh, tw, sw, in_features, self.features)[:, ::-1, :, ::-1]
+        k = k.transpose(0, 2, 4, 1, 3, 5).reshape(th * tw * in_features, -1)
+        y = (patches @ k).reshape(*patches.shape[:-1], sh, sw, self.features)
+        y = jnp.swapaxes(y, -4, -3)  # (..., oh, sh, ow, sw, F)
         y = y.reshape(*y.shape[:-5], oh * sh, ow * sw, self.features)
         return y + bias
 
@@ -127,8 +127,16 @@ def _conv_transpose(
 
 
 def max_pool2(x: jax.Array) -> jax.Array:
-    """2x2 max pooling with stride 2 (the sizes here are even)."""
-    return nn.max_pool(x, (2, 2), strides=(2, 2))
+    """2x2 max pooling with stride 2 of (..., H, W, C) with H and W even.
+
+    A reshape and a max: the same values as ``nn.max_pool(x, (2, 2), (2, 2))``
+    and, on the CPU, a much cheaper gradient than ``reduce_window``'s
+    select-and-scatter.
+    """
+    *lead, h, w, c = x.shape
+    if h % 2 or w % 2:
+        raise ValueError(f"max_pool2 needs even sizes, got {h}x{w}")
+    return x.reshape(*lead, h // 2, 2, w // 2, 2, c).max(axis=(-4, -2))
 
 
 class Encoder(nn.Module):

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Reproduces the original's pretraining experiment over seeds, with statistics.
 
-    python scripts/compare_pretraining.py --budget reduced   # about 10 minutes on 2 CPU cores
+    python scripts/compare_pretraining.py --budget reduced   # about 12 minutes on 2 CPU cores
     python scripts/compare_pretraining.py --budget full      # 5 seeds x 15 epochs (a GPU job)
 
 Arms: classifier from scratch, from the grafted DAE encoder fine-tuned, and frozen,

@@ -76,3 +76,16 @@ def test_tta_views():
     for i in range(1, len(augment.TTA_VIEWS)):
         v = augment.tta_view(x, i)
         assert v.shape == x.shape and not np.allclose(v, x)
+
+
+def test_bilinear_sample_interpolates_and_is_black_outside():
+    x = _images(2)
+    r, c = np.meshgrid(np.arange(28.0), np.arange(28.0), indexing="ij")
+    grid = np.broadcast_to(np.stack([r, c]), (2, 2, 28, 28))
+    np.testing.assert_allclose(augment.bilinear_sample(x, jnp.asarray(grid)), x, atol=1e-6)
+    half = augment.bilinear_sample(x, jnp.asarray(grid + np.array([0.0, 0.5])[:, None, None]))
+    expected = 0.5 * (x[:, :, :-1] + x[:, :, 1:])
+    np.testing.assert_allclose(half[:, :, :-1], expected, atol=1e-6)
+    np.testing.assert_allclose(half[:, :, -1], 0.5 * x[:, :, -1], atol=1e-6)  # half black
+    far = augment.bilinear_sample(x, jnp.asarray(grid + 40.0))
+    assert float(jnp.abs(far).max()) == 0.0

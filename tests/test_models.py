@@ -78,5 +78,18 @@ def test_whole_models_agree_across_conv_impls():
 def test_resolve_conv_impl():
     assert models.resolve_conv_impl("xla") == "xla"
     assert models.resolve_conv_impl("auto") in ("xla", "unfold")
+    assert models.resolve_conv_impl("auto", training=False) == "xla"
+    assert models.resolve_conv_impl("unfold", training=False) == "unfold"
     with pytest.raises(ValueError, match="conv_impl"):
         models.resolve_conv_impl("cudnn")
+
+
+def test_max_pool2_equals_flax_max_pool_with_gradients():
+    x = jax.random.normal(jax.random.PRNGKey(0), (3, 8, 12, 5))
+    np.testing.assert_array_equal(models.max_pool2(x), nn.max_pool(x, (2, 2), strides=(2, 2)))
+    grad = lambda pool: jax.grad(lambda v: jnp.sum(jnp.sin(pool(v))))(x)  # noqa: E731
+    np.testing.assert_allclose(
+        grad(models.max_pool2), grad(lambda v: nn.max_pool(v, (2, 2), strides=(2, 2))), atol=1e-6
+    )
+    with pytest.raises(ValueError, match="even"):
+        models.max_pool2(jnp.zeros((1, 7, 8, 1)))

@@ -147,6 +147,11 @@ def test_holdout_fits_a_temperature_saved_with_the_checkpoint(tiny_config, blob_
     assert 0 <= last["test_ece_calibrated"] <= 1 and 0 <= last["test_ece"] <= 1
     loaded = inference.load_classifier(tmp_path)
     assert loaded.temperature == pytest.approx(last["temperature"])
+    # The held-out accuracy is the saved model's, on the last 96 training digits.
+    held = np.asarray(train_split.images[-96:], np.float32) / 255.0
+    predicted = loaded.logits(held).argmax(-1)
+    expected = np.mean(predicted == np.asarray(train_split.labels[-96:]))
+    assert last["holdout_accuracy"] == pytest.approx(expected, abs=1e-6)
     tiny_config.holdout = 10_000
     with pytest.raises(Exception, match="holdout"):
         train.train_and_evaluate(tiny_config, tmp_path / "x", train=train_split, test=test_split)
