@@ -287,6 +287,12 @@ def _p(value: float | None) -> str:
     return "< 0.001" if value < 0.001 else f"{value:.3f}"
 
 
+def _p_clause(value: float) -> str:
+    """The p-value as a clause: p = 0.123, or p < 0.001."""
+    text = _p(value)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
+
+
 def _diff(row: dict[str, Any], key: str) -> str:
     if f"{key}_diff" not in row:
         return ""
@@ -372,6 +378,6 @@ def conclusions(summary: list[dict[str, Any]]) -> list[str]:
             sign = "gain" if diff > 0 else "loss"
             out.append(
                 f"- {r['arm']} ({aug} augmentation): {verdict} {sign} in {what} "
-                f"({100 * diff:+.2f} points, p {'' if p < 0.001 else '= '}{_p(p)})."
+                f"({100 * diff:+.2f} points, {_p_clause(p)})."
             )
     return out or ["- Too few seeds for a test (use at least 2)."]
