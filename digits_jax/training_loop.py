@@ -180,6 +180,7 @@ def train_epoch(
     totals: dict[str, float] = {}
     steps = batches.shape[0]
     per_call = config.steps_per_call or steps  # 0: the whole epoch in one compiled call
+    sharding = parallel.batch_sharding(mesh)
     for chunk, start in enumerate(range(0, steps, per_call)):
         idx = batches[start : start + per_call]
         chunk_rng = jax.random.fold_in(step_rng, chunk)
@@ -190,7 +191,7 @@ def train_epoch(
             train.labels,
             idx,
             chunk_rng,
-            parallel.batch_sharding(mesh),
+            sharding,
         )
         for key, value in sums.items():
             totals[key] = totals.get(key, 0.0) + float(value)
