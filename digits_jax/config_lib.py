@@ -20,6 +20,9 @@ from digits_jax.errors import DigitsJaxError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
+# Convolution implementations a config may name (see digits_jax.models).
+CONV_IMPLS = ("auto", "xla", "unfold")
+
 # Keys whose change alters the shapes or structure of the saved training state.
 SHAPE_KEYS = ("optimizer", "freeze_encoder")
 
@@ -177,7 +180,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
             config.lr_schedule in ("cosine", "step", "constant"),
             "lr_schedule must be cosine, step or constant",
         ),
-        (config.conv_impl in ("auto", "xla", "unfold"), "conv_impl must be auto, xla or unfold"),
+        (config.conv_impl in CONV_IMPLS, f"conv_impl must be one of {', '.join(CONV_IMPLS)}"),
         (
             config.compute_dtype in ("float32", "bfloat16"),
             "compute_dtype must be float32 or bfloat16",

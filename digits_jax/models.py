@@ -24,7 +24,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-CONV_IMPLS = ("auto", "xla", "unfold")
+from digits_jax.config_lib import CONV_IMPLS
 
 
 def resolve_conv_impl(impl: str, training: bool = True) -> str:

@@ -236,12 +236,14 @@ def run(
     train: DeviceSplit,
     test: DeviceSplit,
     meta: dict[str, Any],
-    after_epoch: Callable[[train_state.TrainState], dict[str, Any]] | None = None,
+    evaluate_epoch: Callable[[train_state.TrainState], dict[str, Any]] | None = None,
 ) -> tuple[train_state.TrainState, dict[str, Any]]:
     """Trains ``state`` for ``config.num_epochs``, resuming from the workdir's checkpoints.
 
-    ``after_epoch(state)`` may add figures (calibration, say) to each epoch's
-    metrics row; they are saved with the checkpoint's metadata too.
+    After each epoch ``evaluate_epoch(state)`` gives the figures for the metrics
+    row (default: the task's ``eval_step`` over ``test``, keys prefixed ``test_``);
+    a task that needs more than means (calibration, say) computes them all from
+    one pass. They are saved with the checkpoint's metadata too.
     Returns the final state and the last epoch's metrics row.
     """
     workdir = Path(workdir)
@@ -286,17 +288,14 @@ def run(
                 task, state, train, config, jax.random.fold_in(root, epoch), bar, mesh
             )
         train_s = time.perf_counter() - began
-        test_metrics = evaluate(task, state, test, config.eval_batch_size, config.seed, mesh)
-        extra = after_epoch(state) if after_epoch else {}
-        last = {
-            "epoch": epoch,
-            **train_metrics,
-            **{f"test_{k}": v for k, v in test_metrics.items()},
-            **extra,
-            "epoch_s": round(train_s, 3),
-        }
+        if evaluate_epoch is None:
+            means = evaluate(task, state, test, config.eval_batch_size, config.seed, mesh)
+            figures = {f"test_{k}": v for k, v in means.items()}
+        else:
+            figures = evaluate_epoch(state)
+        last = {"epoch": epoch, **train_metrics, **figures, "epoch_s": round(train_s, 3)}
         rows.append(last)
-        ckpts.save(epoch, state, {**meta, **extra, "task": task.name, "epoch": epoch})
+        ckpts.save(epoch, state, {**meta, **figures, "task": task.name, "epoch": epoch})
         if jax.process_index() == 0:  # one writer for the files beside the checkpoints
             _write_metrics(workdir, rows)
             plots.plot_curves(rows, workdir / CURVES_FILE, title=f"{task.name}: {workdir.name}")

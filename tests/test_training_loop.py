@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from digits_jax import input_pipeline, pretrain, train, training_loop
+from digits_jax import calibration, input_pipeline, pretrain, train, training_loop
 from digits_jax.checkpoints import CheckpointError
 
 
@@ -152,6 +152,12 @@ def test_holdout_fits_a_temperature_saved_with_the_checkpoint(tiny_config, blob_
     predicted = loaded.logits(held).argmax(-1)
     expected = np.mean(predicted == np.asarray(train_split.labels[-96:]))
     assert last["holdout_accuracy"] == pytest.approx(expected, abs=1e-6)
+    # Test loss and accuracy come from the same pass as the calibration figures.
+    test_logits = loaded.logits(np.asarray(test_split.images, np.float32) / 255.0)
+    test_labels = np.asarray(test_split.labels)
+    assert last["test_accuracy"] == pytest.approx(np.mean(test_logits.argmax(-1) == test_labels))
+    nll = calibration.nll(test_logits, test_labels, 1.0)
+    assert last["test_loss"] == pytest.approx(nll, rel=1e-4)
     tiny_config.holdout = 10_000
     with pytest.raises(Exception, match="holdout"):
         train.train_and_evaluate(tiny_config, tmp_path / "x", train=train_split, test=test_split)
