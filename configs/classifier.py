@@ -2,8 +2,9 @@
 
 Random affine transforms, a mild elastic distortion and stroke-width changes
 (inside the compiled step) make the network generalise to handwriting MNIST
-never saw; the last 5,000 training digits are held out to fit the temperature
-that calibrates its confidences.
+never saw; decoupled weight decay (AdamW, 0.05 on the kernels) was chosen on the
+held-out accuracy; the last 5,000 training digits are held out to fit the
+temperature that calibrates its confidences and to compare configs.
 
     digits-jax train --workdir workdirs/classifier_scratch --config configs/classifier.py
     digits-jax train --workdir workdirs/classifier --init-from workdirs/dae
@@ -16,6 +17,7 @@ def get_config():
     config = base_config()
     config.learning_rate = 2.5e-3
     config.lr_schedule = "cosine"
+    config.weight_decay = 0.05
     config.batch_size = 64
     config.num_epochs = 30
     config.holdout = 5000

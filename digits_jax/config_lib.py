@@ -207,4 +207,10 @@ def from_json(values: dict[str, Any]) -> ml_collections.ConfigDict:
 def shape_changes(saved: dict[str, Any], current: ml_collections.ConfigDict) -> list[str]:
     """The shape-changing keys whose value differs between a checkpoint and a config."""
     now = to_json(current)
-    return [f"{k}: {saved.get(k)!r} -> {now[k]!r}" for k in SHAPE_KEYS if saved.get(k) != now[k]]
+    changes = [f"{k}: {saved.get(k)!r} -> {now[k]!r}" for k in SHAPE_KEYS if saved.get(k) != now[k]]
+    # Weight decay adds optimizer state when switched on, whatever its strength.
+    if bool(saved.get("weight_decay", 0.0)) != bool(now["weight_decay"]):
+        changes.append(
+            f"weight_decay: {saved.get('weight_decay', 0.0)!r} -> {now['weight_decay']!r}"
+        )
+    return changes

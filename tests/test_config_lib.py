@@ -65,3 +65,8 @@ def test_json_round_trip_and_shape_changes(tiny_config):
     assert config_lib.shape_changes(saved, tiny_config) == []
     tiny_config.freeze_encoder = True
     assert config_lib.shape_changes(saved, tiny_config) == ["freeze_encoder: False -> True"]
+    tiny_config.freeze_encoder = False
+    tiny_config.weight_decay = 0.05  # switching decay on adds optimizer state
+    assert config_lib.shape_changes(saved, tiny_config) == ["weight_decay: 0.0 -> 0.05"]
+    saved["weight_decay"] = 0.01  # another strength keeps the same state
+    assert config_lib.shape_changes(saved, tiny_config) == []
