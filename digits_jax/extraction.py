@@ -106,15 +106,36 @@ def light_on_dark(image: np.ndarray) -> bool:
     """True for bright ink on a dark page (chalkboard, inverted photo).
 
     The local median is the page whatever its polarity; ink is the minority that
-    departs from it. Compare how much departs on the bright and on the dark side."""
+    departs from it. Compare how much departs on the bright and on the dark side,
+    leaving out what is not ink: where the median's window straddles the edge of the
+    page (a corner, the desk beside it), the paper itself departs on the bright side,
+    which on a page of faint digits outweighed the ink and inverted the page."""
     small8 = _reduce(_grey8(image))
     small = small8.astype(np.float32) / 255.0
-    page = cv2.medianBlur(small8, _odd(max(small.shape) / 8)).astype(np.float32) / 255.0
-    resid = small - page
+    k = _odd(max(small.shape) / 8)
+    page = cv2.medianBlur(small8, k)
+    resid = small - page.astype(np.float32) / 255.0
     noise = 1.4826 * float(np.median(np.abs(resid - np.median(resid))))
     t = max(3.0 * noise, 0.04)
-    dark = float(np.clip(-resid - t, 0, None).sum())
-    bright = float(np.clip(resid - t, 0, None).sum())
+    # Thin ink does not move the median; the edge of the page does, sharply, along a
+    # line that runs to the photo's border.
+    step = cv2.morphologyEx(page, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 25
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(step.astype(np.uint8), connectivity=8)
+    x, y, w, h = (stats[:, i] for i in range(4))
+    edge = (x == 0) | (y == 0) | (x + w == small.shape[1]) | (y + h == small.shape[0])
+    edge[0] = False
+    broad = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (_odd(k / 4),) * 2)
+    page_edge = cv2.dilate(edge[labels].astype(np.uint8), broad)
+
+    def ink_like(excess: np.ndarray) -> float:
+        """The excess in thin marks: not near a page edge, not in a broad patch (a corner
+        of paper beside the desk) nor at the tips of one."""
+        solid = cv2.morphologyEx((excess > 0).astype(np.uint8), cv2.MORPH_OPEN, broad)
+        keep = (cv2.dilate(solid, broad) | page_edge) == 0
+        return float(excess[keep].sum())
+
+    dark = ink_like(np.clip(-resid - t, 0, None))
+    bright = ink_like(np.clip(resid - t, 0, None))
     return bright > 1.5 * dark
 
 

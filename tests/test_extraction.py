@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from digits_jax.extraction import Digit, binarise, extract_digits, ink_map
+from digits_jax.extraction import Digit, binarise, extract_digits, ink_map, light_on_dark
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 
@@ -149,6 +149,24 @@ def test_light_ink_on_dark_board() -> None:
     _assert_reading_order(extract_digits(chalk), centres)
     inverted = 255 - _compose(_paper(h, w, seed=4), ink)
     _assert_reading_order(extract_digits(inverted), centres)
+
+
+def test_page_corners_beside_the_desk_do_not_invert_the_page() -> None:
+    """Faint digits on squared paper, the page a little turned so the dark desk shows
+    in the corners: the paper near a corner is brighter than the local median there,
+    which must not count as light ink (it once inverted such pages, losing every digit)."""
+    h, w = 900, 1200
+    ink, _ = _ink_layer(h, w, ["6789 63", "040 14618"], height=40, thickness=3)
+    paper = _paper(h, w, seed=5, tint=(200, 200, 205))
+    paper[::18, :] *= 0.8
+    paper[:, ::18] *= 0.8
+    img = _compose(paper, ink, colour=(90, 90, 95), strength=0.5)
+    assert not light_on_dark(img)
+    corners = np.array([[150, 0], [w, 150], [w - 150, h], [0, h - 150]], np.int32)
+    on_page = cv2.fillPoly(np.zeros((h, w), np.uint8), [corners], 1)
+    img[on_page == 0] = 35
+    assert not light_on_dark(img)
+    assert light_on_dark(255 - img)  # the same photo inverted is light ink on dark
 
 
 def test_ruled_lines_are_not_digits() -> None:
