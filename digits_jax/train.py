@@ -141,9 +141,8 @@ def make_calibrated_evaluation(holdout: DeviceSplit, test: DeviceSplit):
         holdout_logits = logits_of(state, holdout)
         t = calibration.fit_temperature(holdout_logits, holdout_labels)
         test_logits = logits_of(state, test)
-        losses = cross_entropy(jnp.asarray(test_logits), jnp.asarray(test_labels))
         return {
-            "test_loss": float(jnp.mean(losses)),
+            "test_loss": calibration.nll(test_logits, test_labels, 1.0),
             "test_accuracy": float(np.mean(test_logits.argmax(-1) == test_labels)),
             "holdout_accuracy": float(np.mean(holdout_logits.argmax(-1) == holdout_labels)),
             "temperature": round(t, 5),
