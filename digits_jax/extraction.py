@@ -713,6 +713,22 @@ def _line_digits(line: list[_Blob], page_width: float, ink8: np.ndarray) -> list
     return sorted(digits, key=lambda b: b.x + b.w / 2)
 
 
+def _drop_solid(mask: np.ndarray) -> np.ndarray:
+    """Remove ink far wider than the pen: the corner of a cast shadow, a smudge.
+
+    Where a disk four pen widths across fits inside the ink, it is no stroke; such a
+    patch would otherwise join the digits it touches into one blob."""
+    pen = stroke_width(mask)
+    k = _odd(4.0 * pen)
+    if pen < 1.0:
+        return mask
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+    solid = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, disk)
+    if not solid.any():
+        return mask
+    return mask & (cv2.dilate(solid, disk) == 0)  # with the patch's ragged rim
+
+
 def _segment(image: np.ndarray, light_ink: bool | None = None) -> list[list[_Blob]]:
     """Lines of digit blobs (working-image coordinates) in reading order."""
     ink8 = _ink8(image, light_ink)
@@ -725,6 +741,7 @@ def _segment(image: np.ndarray, light_ink: bool | None = None) -> list[list[_Blo
     mask = _hysteresis(remove_rules(weak, ink8, seed), ink8, seed)
     if not mask.any():
         return []
+    mask = _drop_solid(mask)
     blobs, typical = _blobs(mask)
     if not blobs:
         return []

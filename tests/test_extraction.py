@@ -169,6 +169,26 @@ def test_page_corners_beside_the_desk_do_not_invert_the_page() -> None:
     assert light_on_dark(255 - img)  # the same photo inverted is light ink on dark
 
 
+def test_a_solid_smudge_does_not_join_the_strokes_it_touches() -> None:
+    """A patch of ink far wider than the pen (the corner of a cast shadow, a smudge)
+    is dropped with its rim, so the two strokes it touched come apart again."""
+    from digits_jax.extraction import _drop_solid
+
+    mask = np.zeros((200, 300), np.uint8)
+    cv2.line(mask, (60, 40), (60, 160), 1, 6)
+    cv2.line(mask, (240, 40), (240, 160), 1, 6)
+    cv2.line(mask, (60, 100), (240, 100), 1, 6)  # a stroke joining them ...
+    cv2.circle(mask, (150, 100), 40, 1, -1)  # ... through a solid patch
+    assert cv2.connectedComponents(mask)[0] - 1 == 1
+    kept = _drop_solid(mask > 0)
+    assert cv2.connectedComponents(kept.astype(np.uint8))[0] - 1 == 2
+    assert not kept[60:140, 110:190].any()  # the patch is gone
+    assert kept[40:160, 57:64].mean() > 0.9 and kept[40:160, 237:244].mean() > 0.9
+    thin = np.zeros_like(mask)
+    cv2.line(thin, (20, 20), (280, 180), 1, 6)
+    assert (_drop_solid(thin > 0) == (thin > 0)).all()  # strokes alone are untouched
+
+
 def test_ruled_lines_are_not_digits() -> None:
     h, w = 900, 1200
     ink, centres = _ink_layer(h, w, ROWS)
