@@ -130,13 +130,19 @@ def light_on_dark(image: np.ndarray) -> bool:
     def ink_like(excess: np.ndarray) -> float:
         """The excess in thin marks: not near a page edge, not in a broad patch (a corner
         of paper beside the desk) nor at the tips of one."""
-        solid = cv2.morphologyEx((excess > 0).astype(np.uint8), cv2.MORPH_OPEN, broad)
-        keep = (cv2.dilate(solid, broad) | page_edge) == 0
+        keep = (_near_broad(excess > 0, broad) | page_edge) == 0
         return float(excess[keep].sum())
 
     dark = ink_like(np.clip(-resid - t, 0, None))
     bright = ink_like(np.clip(resid - t, 0, None))
     return bright > 1.5 * dark
+
+
+def _near_broad(mask: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """uint8 mask of the parts of ``mask`` the kernel fits inside, grown by the kernel
+    again: broad patches together with their rims and thin tips."""
+    solid = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, kernel)
+    return cv2.dilate(solid, kernel)
 
 
 def _reduce(grey: np.ndarray) -> np.ndarray:
@@ -719,14 +725,10 @@ def _drop_solid(mask: np.ndarray) -> np.ndarray:
     Where a disk four pen widths across fits inside the ink, it is no stroke; such a
     patch would otherwise join the digits it touches into one blob."""
     pen = stroke_width(mask)
-    k = _odd(4.0 * pen)
     if pen < 1.0:
         return mask
-    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
-    solid = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, disk)
-    if not solid.any():
-        return mask
-    return mask & (cv2.dilate(solid, disk) == 0)  # with the patch's ragged rim
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (_odd(4.0 * pen),) * 2)
+    return mask & (_near_broad(mask, disk) == 0)  # with the patch's ragged rim
 
 
 def _segment(image: np.ndarray, light_ink: bool | None = None) -> list[list[_Blob]]:

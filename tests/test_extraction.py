@@ -9,7 +9,14 @@ import cv2
 import numpy as np
 import pytest
 
-from digits_jax.extraction import Digit, binarise, extract_digits, ink_map, light_on_dark
+from digits_jax.extraction import (
+    Digit,
+    _drop_solid,
+    binarise,
+    extract_digits,
+    ink_map,
+    light_on_dark,
+)
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 
@@ -172,8 +179,6 @@ def test_page_corners_beside_the_desk_do_not_invert_the_page() -> None:
 def test_a_solid_smudge_does_not_join_the_strokes_it_touches() -> None:
     """A patch of ink far wider than the pen (the corner of a cast shadow, a smudge)
     is dropped with its rim, so the two strokes it touched come apart again."""
-    from digits_jax.extraction import _drop_solid
-
     mask = np.zeros((200, 300), np.uint8)
     cv2.line(mask, (60, 40), (60, 160), 1, 6)
     cv2.line(mask, (240, 40), (240, 160), 1, 6)
