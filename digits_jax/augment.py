@@ -42,7 +42,10 @@ def _affine(rot: jax.Array, zoom: jax.Array, shear: jax.Array, shift: jax.Array)
         ],
         -2,
     )
-    inverse = jnp.linalg.inv(forward)
+    # Closed-form 2x2 inverse: jnp.linalg.inv runs an LU loop per image on the CPU.
+    (a, b), (c, d) = forward[:, 0].T, forward[:, 1].T
+    inverse = jnp.stack([jnp.stack([d, -b], -1), jnp.stack([-c, a], -1)], -2)
+    inverse = inverse / (a * d - b * c)[:, None, None]
     centre = jnp.full((2,), (SIZE - 1) / 2)
     offset = centre - jnp.einsum("bij,bj->bi", inverse, centre + shift)
     return jnp.concatenate([inverse, offset[..., None]], axis=-1)
@@ -58,13 +61,14 @@ def affine_matrices(
 ) -> jax.Array:
     """Random (B, 2, 3) sampling maps: rotation and shear uniform in +-degrees, the zoom
     uniform in [1 - scale, 1 + scale], the translation uniform in +-pixels."""
-    k_rot, k_scale, k_shear, k_shift = jax.random.split(rng, 4)
-    uniform = lambda k, shape: jax.random.uniform(k, shape, minval=-1, maxval=1)  # noqa: E731
+    # One draw for all five parameters: each threefry call costs far more on the CPU
+    # than the numbers it makes.
+    u = jax.random.uniform(rng, (batch, 5), minval=-1, maxval=1)
     return _affine(
-        jnp.deg2rad(rotation_deg) * uniform(k_rot, (batch,)),
-        1 + scale * uniform(k_scale, (batch,)),
-        jnp.deg2rad(shear_deg) * uniform(k_shear, (batch,)),
-        translate * uniform(k_shift, (batch, 2)),
+        jnp.deg2rad(rotation_deg) * u[:, 0],
+        1 + scale * u[:, 1],
+        jnp.deg2rad(shear_deg) * u[:, 2],
+        translate * u[:, 3:],
     )
 
 
@@ -186,6 +190,18 @@ def random_geometry(
     return _warp(images, m, displacement)
 
 
+def max_3x3(images: jax.Array) -> jax.Array:
+    """3x3 max filter of (B, H, W, C), "SAME" size, as two passes of three shifted slices.
+
+    The same values as ``lax.reduce_window`` with a 3x3 window, which XLA's CPU
+    backend ran 3x slower (0.27 against 0.09 ms for 64 digits); the two windows
+    were a third of the augmentation's cost in the train step.
+    """
+    p = jnp.pad(images, ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=-jnp.inf)
+    rows = jnp.maximum(jnp.maximum(p[:, :-2], p[:, 1:-1]), p[:, 2:])
+    return jnp.maximum(jnp.maximum(rows[:, :, :-2], rows[:, :, 1:-1]), rows[:, :, 2:])
+
+
 def random_stroke_width(rng: jax.Array, images: jax.Array, probability: float) -> jax.Array:
     """Thickens (3x3 dilation) or thins (3x3 erosion) each image with ``probability`` each.
 
@@ -193,10 +209,7 @@ def random_stroke_width(rng: jax.Array, images: jax.Array, probability: float) -
     """
     if probability <= 0:
         return images
-    pool = lambda x: jax.lax.reduce_window(  # noqa: E731
-        x, -jnp.inf, jax.lax.max, (1, 3, 3, 1), (1, 1, 1, 1), "SAME"
-    )
-    thick, thin = pool(images), -pool(-images)
+    thick, thin = max_3x3(images), -max_3x3(-images)
     ink = lambda x: jnp.sum(x, axis=(1, 2, 3), keepdims=True)  # noqa: E731
     thin = jnp.where(ink(thin) >= 0.5 * ink(images), thin, images)
     u = jax.random.uniform(rng, (images.shape[0], 1, 1, 1))

@@ -57,6 +57,12 @@ def test_elastic_fields_are_smooth_and_bounded():
     assert np.abs(np.diff(d, axis=-1)).max() < 0.5  # neighbours move together
 
 
+def test_max_3x3_equals_reduce_window():
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, 9, 7, 1))
+    ref = jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 3, 3, 1), (1, 1, 1, 1), "SAME")
+    np.testing.assert_array_equal(augment.max_3x3(x), ref)
+
+
 def test_stroke_width_thickens_and_thins():
     x = jnp.zeros((2, 28, 28, 1)).at[:, 8:20, 12:17, :].set(1.0)  # a 5-pixel-wide bar
     thick = augment.random_stroke_width(jax.random.PRNGKey(0), x, 0.5)

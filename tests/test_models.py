@@ -54,9 +54,41 @@ def _compare(ref, fast, x):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
-def test_unfold_conv_equals_flax_conv():
-    x = jax.random.normal(jax.random.PRNGKey(0), (2, 12, 12, 3))
-    _compare(nn.Conv(7, (5, 5), padding="VALID"), models.UnfoldConv(7, (5, 5)), x)
+class _ConvThenPool(nn.Module):
+    """flax's own convolution and max pooling (the reference), or PhaseConvPool."""
+
+    features: int
+    kernel_size: tuple[int, int]
+    phases: bool = False
+
+    @nn.compact
+    def __call__(self, x):
+        if self.phases:
+            return models.PhaseConvPool(self.features, self.kernel_size, name="conv")(x)
+        y = nn.Conv(self.features, self.kernel_size, padding="VALID", name="conv")(x)
+        return nn.max_pool(y, (2, 2), strides=(2, 2))
+
+
+@pytest.mark.parametrize(
+    "shape, kernel", [((2, 12, 12, 3), (5, 5)), ((1, 10, 14, 2), (3, 5)), ((2, 28, 28, 1), (5, 5))]
+)
+def test_phase_conv_pool_equals_flax_conv_and_max_pool(shape, kernel):
+    x = jax.random.normal(jax.random.PRNGKey(0), shape)
+    _compare(_ConvThenPool(7, kernel), _ConvThenPool(7, kernel, phases=True), x)
+
+
+def test_phase_conv_pool_gradient_with_ties_goes_where_max_pool_sends_it():
+    # Blank paper: all four outputs of a window are equal (ties), as on MNIST's
+    # black background; the gradient must still match reduce_window's.
+    x = jnp.zeros((2, 12, 12, 3)).at[:, 2:7, 3:9].set(1.0)
+    _compare(_ConvThenPool(4, (5, 5)), _ConvThenPool(4, (5, 5), phases=True), x)
+
+
+def test_phase_conv_pool_refuses_even_kernels_and_odd_inputs():
+    for kernel, size in [((4, 4), 12), ((5, 5), 11)]:
+        module = models.PhaseConvPool(3, kernel)
+        with pytest.raises(ValueError, match="odd kernel"):
+            module.init(jax.random.PRNGKey(0), jnp.zeros((1, size, size, 1)))
 
 
 @pytest.mark.parametrize("features", [1, 6])
