@@ -9,7 +9,7 @@ shapes (checkpoints are interchangeable):
 
 * ``"xla"``: ``flax.linen.Conv`` / ``ConvTranspose``, best on GPU and TPU;
 * ``"unfold"``: the same maths as static slices plus one matmul per layer
-  (:class:`PhaseConvPool` for convolution + pooling, :class:`PhaseConvTranspose`),
+  (:class:`PhaseConvPool` for convolution + pooling, :class:`ScatterConvTranspose`),
   which XLA's CPU backend trains an order of magnitude faster for these tiny
   kernels (``digits-jax bench``).
 
@@ -167,12 +167,45 @@ class PhaseConvPool(nn.Module):
         return pooled.reshape(*lead, oh, ow, self.features) + bias
 
 
-class PhaseConvTranspose(nn.Module):
-    """A VALID transposed convolution (stride s, kernel a multiple of s) by phases.
+@jax.custom_vjp
+def _overlap_add(blocks: jax.Array) -> jax.Array:
+    """(..., h, w, th, tw, *rest) -> (..., h + th - 1, w + tw - 1, *rest): block (a, b) of
+    pixel (i, j) is added at (i + a, j + b)."""
+    *lead, h, w, th, tw = blocks.shape[:-3]
+    rest = blocks.shape[-3:]
+    out = jnp.zeros((*lead, h + th - 1, w + tw - 1, *rest), blocks.dtype)
+    for a in range(th):
+        for b in range(tw):
+            out = out.at[..., a : a + h, b : b + w, :, :, :].add(blocks[..., a, b, :, :, :])
+    return out
 
-    Each of the ``s*s`` output phases is an ordinary VALID convolution of the
-    zero-padded input with a strided sub-kernel; the phases are then interleaved.
-    No multiply touches an inserted zero. Same parameters and result as
+
+def _overlap_add_fwd(blocks):
+    return _overlap_add(blocks), blocks.shape
+
+
+def _overlap_add_bwd(shape, grad):
+    # Each block reads back the window it was added to: slices stacked, no adds (the
+    # automatic transpose summed th*tw zero-padded copies, the decoder's slowest op).
+    h, w, th, tw = shape[-7:-3]
+    rows = [
+        jnp.stack([grad[..., a : a + h, b : b + w, :, :, :] for b in range(tw)], -4)
+        for a in range(th)
+    ]
+    return (jnp.stack(rows, -5),)
+
+
+_overlap_add.defvjp(_overlap_add_fwd, _overlap_add_bwd)
+
+
+class ScatterConvTranspose(nn.Module):
+    """A VALID transposed convolution (stride s, kernel a multiple of s) by scatter-add.
+
+    Each input pixel times the whole (flipped) kernel is one row of a single matmul,
+    ``(pixels, in) @ (in, kh*kw*features)``; the rows' kh x kw output blocks are then
+    added where they overlap, as ``(kh/s) * (kw/s)`` shifted copies. It multiplies no
+    padding zeros, and trained the DAE 1.2-1.4x faster on the CPU than computing each
+    of the s*s output phases as a convolution of the padded input. Same parameters and result as
     ``nn.ConvTranspose(features, kernel_size, strides, padding="VALID")``.
     """
 
@@ -186,30 +219,23 @@ class PhaseConvTranspose(nn.Module):
         kh, kw = self.kernel_size
         sh, sw = self.strides
         if kh % sh or kw % sw:
-            raise ValueError("PhaseConvTranspose needs kernel sizes divisible by the strides")
-        in_features = x.shape[-1]
+            raise ValueError("ScatterConvTranspose needs kernel sizes divisible by the strides")
+        *lead, h, w, in_features = x.shape
         kernel = self.param(
             "kernel", nn.initializers.lecun_normal(), (kh, kw, in_features, self.features)
         )
         bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
         x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
-        th, tw = kh // sh, kw // sw  # taps per phase
-        h, w = x.shape[-3], x.shape[-2]
-        pad = [(0, 0)] * (x.ndim - 3) + [(th - 1, th - 1), (tw - 1, tw - 1), (0, 0)]
-        xp = jnp.pad(x, pad)
-        oh, ow = h + th - 1, w + tw - 1  # output size of each phase
-        patches = jnp.concatenate(
-            [xp[..., a : a + oh, b : b + ow, :] for a in range(th) for b in range(tw)], axis=-1
-        )
-        # Phase (p, q) of the output uses kernel taps (sh-1-p + sh*a, sw-1-q + sw*b): lay
-        # the s*s sub-kernels side by side and compute every phase with one matmul.
-        k = kernel.reshape(th, sh, tw, sw, in_features, self.features)[:, ::-1, :, ::-1]
-        k = k.transpose(0, 2, 4, 1, 3, 5).reshape(th * tw * in_features, -1)
-        y = _matmul(patches.reshape(-1, patches.shape[-1]), k)
-        y = y.reshape(*patches.shape[:-1], sh, sw, self.features)
-        y = jnp.swapaxes(y, -4, -3)  # (..., oh, sh, ow, sw, F)
-        y = y.reshape(*y.shape[:-5], oh * sh, ow * sw, self.features)
-        return y + bias
+        th, tw = kh // sh, kw // sw  # output blocks of s x s pixels per input pixel
+        # Pixel i of the input lands on outputs s*i + t with kernel tap kh-1-t (flax's
+        # transposed convolution does not flip the kernel in its correlation form).
+        k = kernel[::-1, ::-1].reshape(th, sh, tw, sw, in_features, self.features)
+        k = k.transpose(4, 0, 2, 1, 3, 5).reshape(in_features, -1)  # (in, a, b, p, q, F)
+        blocks = _matmul(x.reshape(-1, in_features), k)
+        out = _overlap_add(blocks.reshape(*lead, h, w, th, tw, sh, sw, self.features))
+        oh, ow = h + th - 1, w + tw - 1
+        out = jnp.swapaxes(out, -4, -3).reshape(*lead, oh * sh, ow * sw, self.features)
+        return out + bias
 
 
 def _conv_pool(
@@ -226,7 +252,7 @@ def _conv_transpose(
     impl: str, features: int, kernel_size: Sequence[int], strides: Sequence[int], name: str, dtype
 ) -> nn.Module:
     if resolve_conv_impl(impl) == "unfold":
-        return PhaseConvTranspose(
+        return ScatterConvTranspose(
             features, tuple(kernel_size), tuple(strides), dtype=dtype, name=name
         )
     return nn.ConvTranspose(

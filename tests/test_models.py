@@ -91,11 +91,18 @@ def test_phase_conv_pool_refuses_even_kernels_and_odd_inputs():
             module.init(jax.random.PRNGKey(0), jnp.zeros((1, size, size, 1)))
 
 
-@pytest.mark.parametrize("features", [1, 6])
-def test_phase_conv_transpose_equals_flax(features):
-    x = jax.random.normal(jax.random.PRNGKey(0), (2, 4, 4, 5))
-    ref = nn.ConvTranspose(features, (6, 6), (2, 2), padding="VALID")
-    _compare(ref, models.PhaseConvTranspose(features, (6, 6), (2, 2)), x)
+@pytest.mark.parametrize(
+    "shape, kernel, strides, features",
+    [
+        ((2, 4, 4, 5), (6, 6), (2, 2), 1),
+        ((2, 4, 4, 5), (6, 6), (2, 2), 6),
+        ((1, 3, 5, 2), (4, 6), (2, 3), 3),
+    ],
+)
+def test_scatter_conv_transpose_equals_flax(shape, kernel, strides, features):
+    x = jax.random.normal(jax.random.PRNGKey(0), shape)
+    ref = nn.ConvTranspose(features, kernel, strides, padding="VALID")
+    _compare(ref, models.ScatterConvTranspose(features, kernel, strides), x)
 
 
 def test_whole_models_agree_across_conv_impls():
