@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from digits_jax.errors import DigitsJaxError
@@ -252,13 +253,18 @@ def cmd_bench(argv: list[str]) -> int:
 
 
 def cmd_read(args: argparse.Namespace) -> int:
-    _enable_compilation_cache()
     if not 0.0 <= args.min_confidence <= 1.0:
         raise DigitsJaxError("--min-confidence must be between 0 and 1")
     from digits_jax import annotate, reading
 
-    model = _models(args)
-    results, pages = reading.read_pages(args.photos, model, args.min_confidence, args.tta)
+    # Extraction needs neither JAX nor the model: it runs in a thread while they load
+    # (OpenCV and NumPy release the GIL), which takes a quarter off a one-photo read.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        extracted = pool.submit(reading.extract_pages, args.photos)
+        _enable_compilation_cache()
+        model = _models(args)
+        results, pages = extracted.result()
+    reading.classify_pages(results, pages, model, args.min_confidence, args.tta)
     by_path = {page.path: page for page in pages}
     several = len(args.photos) > 1
     for result in results:
@@ -410,5 +416,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+# Commands that only read files and print or write finished outputs: nothing is left
+# to flush when main() returns, so they skip the interpreter's teardown of JAX and
+# XLA (about 0.25 s, a sixth of a one-photo read).
+_FAST_EXIT = ("read", "classify", "extract")
+
+
+def entry() -> None:
+    """The ``digits-jax`` console script: main(), then the exit."""
+    code = main()
+    if sys.argv[1:2] and sys.argv[1] in _FAST_EXIT:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except OSError:  # a reader that went away: ``digits-jax read ... | head``
+            pass
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

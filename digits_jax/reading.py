@@ -96,10 +96,8 @@ def _line_result(digits: list[Digit], probs: np.ndarray, min_confidence: float) 
     return ReadLine("".join(chars), numbers, read)
 
 
-def read_pages(
-    paths: list[str | Path], model: Any, min_confidence: float = 0.0, tta: int = 1
-) -> tuple[list[PageResult], list[ExtractedPage]]:
-    """Reads each photo; returns results (errors included) and the extracted pages."""
+def extract_pages(paths: list[str | Path]) -> tuple[list[PageResult], list[ExtractedPage]]:
+    """Loads and extracts each photo (no model needed); a bad photo becomes an error result."""
     results: list[PageResult] = []
     pages: list[ExtractedPage] = []
     for path in paths:
@@ -111,6 +109,17 @@ def read_pages(
         pages.append(page)
         w, h = page.size
         results.append(PageResult(str(path), w, h))
+    return results, pages
+
+
+def classify_pages(
+    results: list[PageResult],
+    pages: list[ExtractedPage],
+    model: Any,
+    min_confidence: float = 0.0,
+    tta: int = 1,
+) -> list[PageResult]:
+    """Fills the results of ``extract_pages`` with the model's reading, all crops in one batch."""
     crops = [d.crop for page in pages for line in page.lines for d in line]
     probs = probabilities(model, crops, tta)
     ok = iter(r for r in results if r.error is None)
@@ -122,4 +131,12 @@ def read_pages(
                 _line_result(line, probs[offset : offset + len(line)], min_confidence)
             )
             offset += len(line)
-    return results, pages
+    return results
+
+
+def read_pages(
+    paths: list[str | Path], model: Any, min_confidence: float = 0.0, tta: int = 1
+) -> tuple[list[PageResult], list[ExtractedPage]]:
+    """Reads each photo; returns results (errors included) and the extracted pages."""
+    results, pages = extract_pages(paths)
+    return classify_pages(results, pages, model, min_confidence, tta), pages

@@ -1,6 +1,8 @@
 """Reading pages end to end: synthetic photos, batching, errors, the read/extract/classify CLI."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -78,6 +80,27 @@ def test_read_cli_json_annotate_crops(reader_model, tmp_path, capsys):
     crops = sorted((tmp_path / "crops").glob("*.png"))
     assert len(crops) == sum(len(x) for x in truth.split("|"))
     assert cv2.imread(str(crops[0]), cv2.IMREAD_GRAYSCALE).shape == (28, 28)
+
+
+def test_console_read_exits_fast_with_its_output_complete(reader_model, tmp_path):
+    # The console entry point skips the interpreter's teardown after read: the JSON
+    # must still arrive whole, and a bad photo in the batch still sets the exit code.
+    workdir, _ = reader_model
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("not an image")
+    sample = ASSETS / "sample_page.jpg"
+    argv = ["read", str(bad), str(sample), "--model", str(workdir), "--json"]
+    result = subprocess.run(
+        [sys.executable, "-m", "digits_jax.cli", *argv],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == cli.EXIT_BAD_IMAGE, result.stderr
+    assert result.stderr.count("\n") == 1 and "bad.jpg" in result.stderr
+    doc = json.loads(result.stdout)
+    assert [image["path"] for image in doc["images"]] == [str(bad), str(sample)]
+    assert len(doc["images"][1]["lines"]) == 3
 
 
 def test_read_batch_with_bad_and_empty_photos(reader_model, tmp_path, capsys):
