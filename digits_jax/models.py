@@ -60,9 +60,10 @@ def _phase_taps(kh: int, kw: int) -> np.ndarray:
 def _dot(a: jax.Array, b: jax.Array) -> jax.Array:
     """``a @ b`` accumulated in float32, returned in ``a``'s dtype.
 
-    In bfloat16 this is mixed precision done right, and on CPUs with AMX it is what
-    makes XLA run the matmul in bfloat16 (4x float32's rate here) instead of
-    upcasting both operands to float32 first.
+    In bfloat16 this is mixed precision done right, and on CPUs with AMX it lets XLA
+    run the forward matmuls in bfloat16 (4x float32's rate on this project's CPU)
+    instead of upcasting both operands to float32 first; XLA still upcasts the
+    backward's (docs/benchmarks.md, "Mixed precision").
     """
     return jnp.dot(a, b, preferred_element_type=jnp.float32).astype(a.dtype)
 
@@ -131,8 +132,9 @@ class PhaseConvPool(nn.Module):
     channels (space to depth); each pooling window is then one row of patches and
     its four outputs are four column groups of one matmul against the phase
     kernels laid side by side, so the pool is a max over those groups. On the CPU
-    this trains 1.6x faster than slicing out all 25 taps at every output pixel and
-    pooling afterwards (``digits-jax bench``), though it multiplies 44% zeros.
+    the classifier trains about 1.5x faster this way than by slicing out all 25 taps
+    at every output pixel and pooling afterwards (``digits-jax bench``), though it
+    multiplies 44% zeros.
     """
 
     features: int
