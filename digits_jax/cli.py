@@ -11,7 +11,6 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from digits_jax.errors import DigitsJaxError
@@ -255,6 +254,8 @@ def cmd_bench(argv: list[str]) -> int:
 def cmd_read(args: argparse.Namespace) -> int:
     if not 0.0 <= args.min_confidence <= 1.0:
         raise DigitsJaxError("--min-confidence must be between 0 and 1")
+    from concurrent.futures import ThreadPoolExecutor
+
     from digits_jax import annotate, reading
 
     # Extraction needs neither JAX nor the model: it runs in a thread while they load
