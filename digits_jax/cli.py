@@ -260,11 +260,15 @@ def cmd_read(args: argparse.Namespace) -> int:
 
     # Extraction needs neither JAX nor the model: it runs in a thread while they load
     # (OpenCV and NumPy release the GIL), which takes a quarter off a one-photo read.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        extracted = pool.submit(reading.extract_pages, args.photos)
+    # One task per photo, so a model that fails to load cancels the photos not yet begun.
+    pool = ThreadPoolExecutor(max_workers=1)
+    try:
+        futures = [pool.submit(reading.extract_or_error, photo) for photo in args.photos]
         _enable_compilation_cache()
         model = _models(args)
-        results, pages = extracted.result()
+        results, pages = reading.collect([future.result() for future in futures])
+    finally:
+        pool.shutdown(cancel_futures=True)
     reading.classify_pages(results, pages, model, args.min_confidence, args.tta)
     by_path = {page.path: page for page in pages}
     several = len(args.photos) > 1
@@ -305,10 +309,9 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
     documents, failed = [], False
     for photo in args.photos:
-        try:
-            page = reading.extract_page(photo)
-        except DigitsJaxError as error:
-            _report_bad(str(photo), str(error))
+        result, page = reading.extract_or_error(photo)
+        if page is None:
+            _report_bad(result.path, result.error)
             failed = True
             continue
         saved = annotate.save_crops(photo.stem, page.lines, args.crops) if args.crops else []

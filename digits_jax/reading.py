@@ -96,20 +96,26 @@ def _line_result(digits: list[Digit], probs: np.ndarray, min_confidence: float) 
     return ReadLine("".join(chars), numbers, read)
 
 
+def extract_or_error(path: str | Path) -> tuple[PageResult, ExtractedPage | None]:
+    """One photo's extraction (no model needed), or its error as a result."""
+    try:
+        page = extract_page(path)
+    except DigitsJaxError as error:
+        return PageResult(str(path), error=str(error)), None
+    w, h = page.size
+    return PageResult(str(path), w, h), page
+
+
 def extract_pages(paths: list[str | Path]) -> tuple[list[PageResult], list[ExtractedPage]]:
-    """Loads and extracts each photo (no model needed); a bad photo becomes an error result."""
-    results: list[PageResult] = []
-    pages: list[ExtractedPage] = []
-    for path in paths:
-        try:
-            page = extract_page(path)
-        except DigitsJaxError as error:
-            results.append(PageResult(str(path), error=str(error)))
-            continue
-        pages.append(page)
-        w, h = page.size
-        results.append(PageResult(str(path), w, h))
-    return results, pages
+    """Loads and extracts each photo; a bad photo becomes an error result."""
+    return collect([extract_or_error(path) for path in paths])
+
+
+def collect(
+    extracted: list[tuple[PageResult, ExtractedPage | None]],
+) -> tuple[list[PageResult], list[ExtractedPage]]:
+    """``extract_or_error`` outputs as (all results, the pages that were read)."""
+    return [r for r, _ in extracted], [page for _, page in extracted if page is not None]
 
 
 def classify_pages(
