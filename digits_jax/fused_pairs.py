@@ -1,0 +1,68 @@
+"""Synthetic fused digit pairs: what a blob of two touching or overlapping digits looks
+like once the extractor has normalised it as one digit.
+
+Extraction can only split such a blob if something tells it apart from a wide single
+digit; these pairs (and plain single digits, normalised the same way) are the training
+data for that decision. ``scripts/probe_pair_detector.py`` measures how well a detector
+trained on them flags the fused blobs of generated pages.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from digits_jax.mnist_format import to_mnist
+
+# Horizontal overlap of the two digits' ink boxes, as a fraction of the narrower one.
+MAX_OVERLAP = 0.45
+
+
+def _ink(digit: np.ndarray) -> np.ndarray:
+    """A uint8 or float digit image as float ink in [0, 1], cropped to its ink."""
+    ink = digit.astype(np.float32)
+    if digit.dtype == np.uint8:
+        ink /= 255.0
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    return ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
+def fuse(
+    left: np.ndarray, right: np.ndarray, overlap: float, scale: float, dy: float
+) -> np.ndarray:
+    """Ink of ``right`` (resized by ``scale``, shifted down by ``dy`` of ``left``'s height)
+    drawn over ``left`` so that their ink boxes overlap by ``overlap`` of the narrower."""
+    a, b = _ink(left), _ink(right)
+    b = cv2.resize(b, (max(1, round(b.shape[1] * scale)), max(1, round(b.shape[0] * scale))))
+    shift = round(overlap * min(a.shape[1], b.shape[1]))
+    x = a.shape[1] - shift
+    y = round(dy * a.shape[0])
+    top = min(0, y)
+    height = max(a.shape[0], y + b.shape[0]) - top
+    canvas = np.zeros((height, x + b.shape[1]), np.float32)
+    canvas[-top : -top + a.shape[0], : a.shape[1]] = a
+    view = canvas[y - top : y - top + b.shape[0], x : x + b.shape[1]]
+    np.maximum(view, b, out=view)
+    return canvas
+
+
+def pairs_and_singles(
+    rng: np.random.Generator, digits: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` fused pairs and ``n`` single digits drawn from ``digits`` (N, 28, 28), both as
+    MNIST-format crops (n, 28, 28) float32, normalised as extraction normalises a blob."""
+    pick = lambda: digits[rng.integers(len(digits))]  # noqa: E731
+    pairs = [
+        to_mnist(
+            fuse(
+                pick(),
+                pick(),
+                overlap=rng.uniform(0.0, MAX_OVERLAP),
+                scale=rng.uniform(0.85, 1.15),
+                dy=rng.uniform(-0.1, 0.1),
+            )
+        )
+        for _ in range(n)
+    ]
+    singles = [to_mnist(_ink(pick())) for _ in range(n)]
+    return np.stack(pairs).astype(np.float32), np.stack(singles).astype(np.float32)
