@@ -12,19 +12,17 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from digits_jax.mnist_format import to_mnist
+from digits_jax.mnist_format import _as_unit_float, _ink_bbox, to_mnist
 
 # Horizontal overlap of the two digits' ink boxes, as a fraction of the narrower one.
 MAX_OVERLAP = 0.45
 
 
 def _ink(digit: np.ndarray) -> np.ndarray:
-    """A uint8 or float digit image as float ink in [0, 1], cropped to its ink."""
-    ink = digit.astype(np.float32)
-    if digit.dtype == np.uint8:
-        ink /= 255.0
-    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
-    return ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    """A digit image as float ink in [0, 1], cropped to its ink (as ``to_mnist`` does)."""
+    ink = _as_unit_float(digit)
+    y0, y1, x0, x1 = _ink_bbox(ink)
+    return ink[y0:y1, x0:x1]
 
 
 def fuse(
@@ -64,5 +62,5 @@ def pairs_and_singles(
         )
         for _ in range(n)
     ]
-    singles = [to_mnist(_ink(pick())) for _ in range(n)]
-    return np.stack(pairs).astype(np.float32), np.stack(singles).astype(np.float32)
+    singles = [to_mnist(pick()) for _ in range(n)]
+    return np.stack(pairs), np.stack(singles)
