@@ -16,4 +16,5 @@ def get_config():
     config.steps_per_call = 8
     config.eval_batch_size = 128
     config.progress = False
+    config.pair_detector_examples = 0  # tests that need the detector switch it on
     return config

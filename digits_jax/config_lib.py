@@ -62,6 +62,10 @@ def base_config() -> ml_collections.ConfigDict:
     config.noise_sigma = 0.3
     # Classifier only: keep the grafted encoder fixed (optax masking).
     config.freeze_encoder = False
+    # Classifier only: after training, fit read's "two digits" detector on this many
+    # synthetic fused pairs and as many single digits (0: none; read then never splits
+    # a wide blob). See digits_jax.pair_detector.
+    config.pair_detector_examples = 6000
     # Execution.
     config.compute_dtype = "float32"  # "bfloat16": mixed precision (parameters stay float32)
     config.data_parallel = True  # shard batches over all devices (and hosts) when several
@@ -157,6 +161,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
         (config.keep_checkpoints > 0, "keep_checkpoints must be positive"),
         (config.train_limit >= 0 and config.test_limit >= 0, "limits must not be negative"),
         (config.holdout >= 0, "holdout must not be negative"),
+        (config.pair_detector_examples >= 0, "pair_detector_examples must not be negative"),
         (config.noise_sigma >= 0, "noise_sigma must not be negative"),
         (config.weight_decay >= 0, "weight_decay must not be negative"),
         (0 <= config.label_smoothing < 1, "label_smoothing must be in [0, 1)"),

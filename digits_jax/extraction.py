@@ -11,6 +11,8 @@ Each step is chosen to hold on photos never seen before rather than tuned to a f
    6 degrees) removed from it, except where a digit stroke crosses or lies on them;
 3. hysteresis: keep the parts of that mask that hold real ink (above Otsu's level and
    the paper's noise floor), so faint stroke ends stay attached but texture does not;
+   on ruled or squared paper, strokes are followed down to the floor of the paper
+   between the printed lines (which would otherwise raise it above faint strokes);
 4. connected components filtered by size relative to the typical digit height (taken
    from components inside the frame, so the page's edge against the desk cannot set
    it), by shape, stroke width and touching the border; per line, fragments of one
@@ -19,13 +21,17 @@ Each step is chosen to hold on photos never seen before rather than tuned to a f
    crosses a single thin stroke of the half-strength ink and leaves two pieces that
    each look like a digit (or a straight 1), else, for blobs several digits wide, at
    the weakest single-stroke columns;
-5. reading order (layout.group_lines) and MNIST normalisation (mnist_format.to_mnist).
+5. alternatives that ink alone cannot decide, for a recogniser (``reading``): each blob
+   at least 0.75 as wide as tall also as two pieces (the least-ink cut at each slant),
+   and close neighbours also as one digit;
+6. reading order (layout.group_lines) and MNIST normalisation (mnist_format.to_mnist).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import cv2
@@ -60,6 +66,49 @@ class Digit:
 
     box: tuple[int, int, int, int]  # x, y, w, h in the original photo's pixels
     crop: np.ndarray = field(repr=False)  # (28, 28) float32 in [0, 1], white on black
+    # A wide digit's other readings as two digits side by side (left, right), one per cut
+    # tried, for a recogniser to accept or reject: ink alone cannot tell two overlapping
+    # digits from one wide one.
+    # None: not wide enough to be offered; a sequence (maybe empty): the cuts found.
+    splits: Sequence[tuple[Digit, Digit]] | None = field(default=None, repr=False)
+    # This digit and the next one on its line read as one digit (two pieces of one cut
+    # apart, or a fragment left beside its digit), when they are close enough to be one.
+    joined: Digit | None = field(default=None, repr=False)
+
+
+class _Splits(Sequence[tuple[Digit, Digit]]):
+    """A wide digit's two-piece readings, worked out when first asked for: most never are
+    (only where a pair detector calls the digit two), and a page can have dozens."""
+
+    def __init__(self, blob: _Blob, ink8: np.ndarray, scale: float = 1.0):
+        # The blob's own ink, so the page's ink map need not be kept.
+        self._blob = _Blob(0, 0, blob.w, blob.h, blob.mask)
+        self._ink8 = ink8[blob.y : blob.y + blob.h, blob.x : blob.x + blob.w].copy()
+        self._origin, self._scale = (blob.x, blob.y), scale
+        self._made: list[tuple[Digit, Digit]] | None = None
+
+    def scaled(self, scale: float) -> _Splits:
+        """The same readings with boxes in a photo ``scale`` times larger."""
+        out = _Splits.__new__(_Splits)
+        out.__dict__.update(self.__dict__, _scale=scale, _made=None)
+        return out
+
+    def _readings(self) -> list[tuple[Digit, Digit]]:
+        if self._made is None:
+            x0, y0 = self._origin
+            made = []
+            for pieces in _two_pieces(self._blob, self._ink8):
+                soft = [_soft(p, self._ink8) for p in pieces]
+                moved = [_Blob(p.x + x0, p.y + y0, p.w, p.h, p.mask) for p in soft]
+                made.append((_digit(moved[0], self._scale), _digit(moved[1], self._scale)))
+            self._made = made
+        return self._made
+
+    def __len__(self) -> int:
+        return len(self._readings())
+
+    def __getitem__(self, i: int) -> tuple[Digit, Digit]:  # type: ignore[override]
+        return self._readings()[i]
 
 
 @dataclass
@@ -71,6 +120,8 @@ class _Blob:
     w: int
     h: int
     mask: np.ndarray  # bool (h, w); after _soft, float ink in [0, 1]
+    splits: _Splits | None = None  # a wide blob's two-piece readings (worked out lazily)
+    joined: _Blob | None = None  # this blob and the next one of its line as one
 
     @property
     def box(self) -> tuple[int, int, int, int]:
@@ -219,14 +270,37 @@ def ink_map(image: np.ndarray) -> np.ndarray:
     return _ink8(image).astype(np.float32) / 255.0
 
 
-def _levels(ink8: np.ndarray) -> tuple[float, float]:
-    """(seed, grow) ink levels: above Otsu's threshold and the paper's noise floor."""
+def _levels(ink8: np.ndarray, skip: np.ndarray | None = None) -> tuple[float, float]:
+    """(seed, grow) ink levels: above Otsu's threshold and the paper's noise floor, the
+    floor measured on the paper without ``skip`` (printed lines, which are not noise)."""
     otsu, _ = cv2.threshold(ink8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    sample = ink8[:: max(1, ink8.shape[0] // 300), :: max(1, ink8.shape[1] // 300)]
+    step = (max(1, ink8.shape[0] // 300), max(1, ink8.shape[1] // 300))
+    sample = ink8[:: step[0], :: step[1]]
+    if skip is not None and not skip[:: step[0], :: step[1]].all():
+        sample = sample[~skip[:: step[0], :: step[1]]]
     med = float(np.median(sample))
     mad = 1.4826 * float(np.median(np.abs(sample.astype(np.float32) - med)))
     floor = med + 6.0 * mad + 10.0
     return max(_SEED_FRAC * otsu, floor, 25.0), max(_GROW_FRAC * otsu, floor)
+
+
+def _grow_level(ink8: np.ndarray, seed: float, grow: float) -> float:
+    """The level strokes are followed down to, lowered on ruled or squared paper whose
+    printed lines raised the noise floor (maybe above faint strokes): there the floor is
+    measured on the paper between the lines. Not where the new level cuts through the
+    lines while they are nearly as dark as the seeds: the rule remover would see pieces
+    of a grid, not lines, and hysteresis would keep them."""
+    if grow <= 0.5 * seed:
+        return grow
+    otsu, _ = cv2.threshold(ink8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    horiz, vert = _rule_masks(ink8 > otsu)  # on squared paper Otsu splits paper from grid
+    lines = horiz | vert
+    if not lines.any():
+        return grow
+    near = cv2.dilate(lines.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    lowered = max(0.5 * seed, _levels(ink8, near)[1])
+    lo, hi = np.percentile(ink8[lines], [10, 90])
+    return min(grow, lowered) if hi < lowered or lo > lowered or 1.5 * hi < seed else grow
 
 
 def _hysteresis(weak: np.ndarray, ink8: np.ndarray, seed: float) -> np.ndarray:
@@ -692,6 +766,52 @@ def _split_touching2(
     return [q for p in pieces for q in _split_touching2(p, ink8, height, pen, depth + 1)]
 
 
+# A blob left whole gets a two-piece alternative when it is at least this wide for its
+# height: two overlapping digits make a blob about as wide as tall or wider.
+_ALT_ASPECT = 0.75
+# The alternative's cut leaves at least this share of the ink on either side.
+_ALT_MIN_SHARE = 0.15
+# Neighbours on a line get a joined alternative when the gap between them is at most this
+# fraction of the line's digit height and their union is no wider than _JOIN_WIDTH of it.
+_JOIN_GAP = 0.2
+_JOIN_WIDTH = 1.3
+
+
+def _two_pieces(blob: _Blob, ink8: np.ndarray) -> list[list[_Blob]]:
+    """A wide blob as two digits side by side: for each slant, the cut crossing the least
+    ink (near the middle of the ink), cheapest first. Unlike ``_cut_pieces`` a cut may
+    cross several strokes (two digits that overlap share columns), so only a recogniser
+    can tell whether one is right."""
+    core = _core(blob, ink8)
+    h = core.shape[0]
+    ys, xs = np.nonzero(core)
+    mys, mxs = np.nonzero(blob.mask)
+    if ys.size < 8:
+        return []
+    found: list[tuple[float, list[_Blob]]] = []
+    for slope in _CUT_SLOPES:
+        off = np.round(-slope * (np.arange(h) - h / 2)).astype(np.int64)
+        off -= off.min()
+        prof = np.bincount(xs + off[ys])
+        share = np.cumsum(prof) / ys.size
+        cand = np.flatnonzero((share >= _ALT_MIN_SHARE) & (share <= 1.0 - _ALT_MIN_SHARE))
+        if cand.size == 0:
+            continue
+        cost = prof[cand] * (1.0 + np.abs(share[cand] - 0.5))
+        left = (mxs + off[mys]) <= int(cand[np.argmin(cost)])
+        pieces = []
+        for side in (left, ~left):
+            m = np.zeros_like(blob.mask)
+            m[mys[side], mxs[side]] = True
+            piece = _tight(blob.x, blob.y, _main_parts(m))
+            if piece is None or piece.h < 0.5 * blob.h:
+                break
+            pieces.append(piece)
+        if len(pieces) == 2 and all(pieces[0].box != seen[0].box for _, seen in found):
+            found.append((float(cost.min()), pieces))
+    return [pieces for _, pieces in sorted(found, key=lambda f: f[0])]
+
+
 def _line_digits(line: list[_Blob], page_width: float, ink8: np.ndarray) -> list[_Blob]:
     """Merge fragments, split touching digits and drop non-digits within one line."""
     heights = np.array([b.h for b in line], np.float64)
@@ -715,8 +835,16 @@ def _line_digits(line: list[_Blob], page_width: float, ink8: np.ndarray) -> list
             continue  # specks, dots, punctuation
         if b.h < 0.3 * height and b.w > 1.5 * b.h:
             continue  # dashes, minus signs, underline pieces
+        if b.w >= _ALT_ASPECT * b.h:
+            b.splits = _Splits(b, ink8)
         digits.append(b)
-    return sorted(digits, key=lambda b: b.x + b.w / 2)
+    digits.sort(key=lambda b: b.x + b.w / 2)
+    for a, b in itertools.pairwise(digits):
+        if b.x - (a.x + a.w) <= _JOIN_GAP * height:
+            u = _union(a, b)
+            if u.w <= _JOIN_WIDTH * height and u.h <= _JOIN_WIDTH * height:
+                a.joined = u
+    return digits
 
 
 def _drop_solid(mask: np.ndarray) -> np.ndarray:
@@ -735,6 +863,7 @@ def _segment(image: np.ndarray, light_ink: bool | None = None) -> list[list[_Blo
     """Lines of digit blobs (working-image coordinates) in reading order."""
     ink8 = _ink8(image, light_ink)
     seed, grow = _levels(ink8)
+    grow = _grow_level(ink8, seed, grow)
     # Rules are removed before hysteresis: a faint ruled line is then whole and long,
     # rather than short pieces grown out of the digits that touch it.
     weak = ink8 > grow
@@ -767,10 +896,14 @@ def _soft(blob: _Blob, ink8: np.ndarray) -> _Blob:
     peak = float(np.percentile(sub[blob.mask], 90))
     soft = np.where(blob.mask, np.clip(sub / max(peak, 1.0), 0.0, 1.0), 0.0)
     core = _tight(blob.x, blob.y, soft >= 0.5)
+    splits = blob.splits
+    joined = _soft(blob.joined, ink8) if blob.joined is not None else None
     if core is None:
-        return blob
+        return _Blob(blob.x, blob.y, blob.w, blob.h, blob.mask, splits, joined)
     dx, dy = core.x - blob.x, core.y - blob.y
-    return _Blob(core.x, core.y, core.w, core.h, soft[dy : dy + core.h, dx : dx + core.w])
+    return _Blob(
+        core.x, core.y, core.w, core.h, soft[dy : dy + core.h, dx : dx + core.w], splits, joined
+    )
 
 
 def single_digit_ink(image: np.ndarray, light_ink: bool | None = None) -> np.ndarray | None:
@@ -804,7 +937,11 @@ def extract_digits(image: np.ndarray, scale: float = 1.0) -> list[list[Digit]]:
     img = np.asarray(image)
     if img.ndim not in (2, 3) or min(img.shape[:2]) < 2:
         return []
-    return [
-        [Digit(_to_original(b.box, scale), to_mnist(b.mask.astype(np.float32))) for b in line]
-        for line in _segment(img)
-    ]
+    return [[_digit(b, scale) for b in line] for line in _segment(img)]
+
+
+def _digit(blob: _Blob, scale: float) -> Digit:
+    splits = blob.splits.scaled(scale) if blob.splits is not None else None
+    joined = _digit(blob.joined, scale) if blob.joined is not None else None
+    crop = to_mnist(blob.mask.astype(np.float32))
+    return Digit(_to_original(blob.box, scale), crop, splits, joined)

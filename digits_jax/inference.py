@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from digits_jax import augment, calibration, config_lib, models
+from digits_jax import augment, calibration, config_lib, models, pair_detector
 from digits_jax.checkpoints import CheckpointError, Checkpoints
 from digits_jax.errors import DigitsJaxError
 from digits_jax.surgery import first_mismatch
@@ -39,6 +39,7 @@ class LoadedClassifier:
     params: Any
     meta: dict[str, Any]
     workdir: Path
+    detector: pair_detector.PairDetector | None = None
 
     @property
     def temperature(self) -> float:
@@ -68,6 +69,13 @@ class LoadedClassifier:
         views = [self.logits(images, view) for view in range(tta)]
         return np.mean([calibration.softmax(v, self.temperature) for v in views], axis=0)
 
+    def pair_probability(self, images: np.ndarray) -> np.ndarray | None:
+        """p(two fused digits) for each crop, or None when the run has no detector."""
+        if self.detector is None:
+            return None
+        features = pair_detector.encoder_features(self.params["encoder"], images)
+        return self.detector.probability(features)
+
 
 @dataclass
 class Ensemble:
@@ -81,6 +89,11 @@ class Ensemble:
         if not 1 <= tta <= MAX_TTA:
             raise DigitsJaxError(f"--tta must be between 1 and {MAX_TTA}, got {tta}")
         return np.mean([m.probabilities(images, tta) for m in self.members], axis=0)
+
+    def pair_probability(self, images: np.ndarray) -> np.ndarray | None:
+        """The members' detectors averaged; None when none of them has one."""
+        found = [p for m in self.members if (p := m.pair_probability(images)) is not None]
+        return np.mean(found, axis=0) if found else None
 
 
 def load_classifier(workdir: str | Path) -> LoadedClassifier:
@@ -104,7 +117,8 @@ def load_classifier(workdir: str | Path) -> LoadedClassifier:
     problem = first_mismatch(models.param_shapes(model), params)
     if problem:
         raise CheckpointError(f"{workdir} is not this classifier's architecture ({problem})")
-    return LoadedClassifier(model, jax.tree.map(jnp.asarray, params), meta, workdir)
+    detector = pair_detector.load(workdir, meta.get("epoch"))
+    return LoadedClassifier(model, jax.tree.map(jnp.asarray, params), meta, workdir, detector)
 
 
 def load_ensemble(workdirs: Sequence[str | Path]) -> Ensemble:

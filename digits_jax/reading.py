@@ -18,6 +18,15 @@ from digits_jax.errors import DigitsJaxError
 from digits_jax.extraction import Digit, extract_digits
 
 UNSURE = "?"
+# How read decides extraction's alternatives (``resolve_alternatives``): a wide digit is
+# split when the pair detector gives at least SPLIT_PAIR_PROBABILITY and both pieces are
+# read with SPLIT_CONFIDENCE; neighbours are joined when the detector gives their union
+# less than JOIN_PAIR_PROBABILITY and it is read with JOIN_CONFIDENCE. Chosen on generated
+# pages of seed 1 (digit accuracy of the reading), checked on seeds 0 and 2.
+SPLIT_PAIR_PROBABILITY = 0.9
+SPLIT_CONFIDENCE = 0.97
+JOIN_PAIR_PROBABILITY = 0.5
+JOIN_CONFIDENCE = 0.9
 
 
 @dataclass
@@ -118,6 +127,62 @@ def collect(
     return [r for r, _ in extracted], [page for _, page in extracted if page is not None]
 
 
+def resolve_alternatives(lines: list[list[Digit]], model: Any, tta: int = 1) -> list[list[Digit]]:
+    """The lines with extraction's alternative readings decided by the model.
+
+    Two neighbours become one digit when their union is confidently one digit (more so
+    than the less sure of the two) and the pair detector does not call it two; a wide
+    digit becomes two when the detector calls it two and the classifier reads both
+    pieces of one of its cuts confidently (the cut whose less sure piece is surest).
+    A model without a pair detector leaves the lines as extracted."""
+    flat = [d for line in lines for d in line]
+    joins = [d for d in flat if d.joined is not None]
+    wide = [d for d in flat if d.splits is not None]  # their cuts are worked out if asked
+    if not joins and not wide:
+        return lines
+    pair = model.pair_probability(np.stack([d.joined.crop for d in joins] + [d.crop for d in wide]))
+    if pair is None:
+        return lines
+    unions = [d.joined for d in joins]
+    pair_of = dict(zip(map(id, unions + wide), pair, strict=True))
+    candidates = [d for d in wide if pair_of[id(d)] >= SPLIT_PAIR_PROBABILITY]
+    pieces = [p for d in candidates for split in d.splits for p in split]
+    scored = flat + unions + pieces
+    confidence = probabilities(model, [d.crop for d in scored], tta).max(axis=1)
+    sure = dict(zip(map(id, scored), confidence, strict=True))
+    to_split = {id(d) for d in candidates}
+
+    def split_of(d: Digit) -> tuple[Digit, ...]:
+        if id(d) not in to_split:
+            return (d,)
+        weakest = [min(sure[id(p)] for p in split) for split in d.splits]
+        if not weakest:
+            return (d,)
+        best = int(np.argmax(weakest))
+        return d.splits[best] if weakest[best] >= SPLIT_CONFIDENCE else (d,)
+
+    out = []
+    for line in lines:
+        read: list[Digit] = []
+        k = 0
+        while k < len(line):
+            d = line[k]
+            if d.joined is not None and k + 1 < len(line):
+                union = sure[id(d.joined)]
+                if (
+                    pair_of[id(d.joined)] < JOIN_PAIR_PROBABILITY
+                    and union >= JOIN_CONFIDENCE
+                    and union > min(sure[id(d)], sure[id(line[k + 1])])
+                ):
+                    read.append(d.joined)
+                    k += 2
+                    continue
+            read.extend(split_of(d))
+            k += 1
+        out.append(read)
+    return out
+
+
 def classify_pages(
     results: list[PageResult],
     pages: list[ExtractedPage],
@@ -125,13 +190,17 @@ def classify_pages(
     min_confidence: float = 0.0,
     tta: int = 1,
 ) -> list[PageResult]:
-    """Fills the results of ``extract_pages`` with the model's reading, all crops in one batch."""
-    crops = [d.crop for page in pages for line in page.lines for d in line]
-    probs = probabilities(model, crops, tta)
+    """Fills the results of ``extract_pages`` with the model's reading, all crops in one batch.
+
+    Extraction's alternatives are decided first (``resolve_alternatives``); each page's
+    ``lines`` then become the digits as read, so saved crops match the result."""
+    flat = resolve_alternatives([line for page in pages for line in page.lines], model, tta)
+    probs = probabilities(model, [d.crop for line in flat for d in line], tta)
     ok = iter(r for r in results if r.error is None)
-    offset = 0
+    lines_left, offset = iter(flat), 0
     for page in pages:
         result = next(ok)
+        page.lines = [next(lines_left) for _ in page.lines]
         for line in page.lines:
             result.lines.append(
                 _line_result(line, probs[offset : offset + len(line)], min_confidence)

@@ -9,14 +9,16 @@ with the first path that differs, never silently half-copied.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import numpy as np
-import optax
 from flax.core import FrozenDict, unfreeze
 
 from digits_jax.errors import DigitsJaxError
+
+if TYPE_CHECKING:
+    import optax
 
 ENCODER = "encoder"
 
@@ -93,6 +95,7 @@ def encoder_mask(params: Params) -> dict[str, Any]:
 
 def freeze_encoder(tx: optax.GradientTransformation) -> optax.GradientTransformation:
     """Wraps an optimizer so that the encoder's parameters never change."""
+    import optax  # training only: loading a model to read digits need not import it
 
     def labels(params: Params) -> dict[str, Any]:
         return jax.tree.map(lambda frozen: "frozen" if frozen else "trained", encoder_mask(params))

@@ -23,6 +23,7 @@ from digits_jax import (
     config_lib,
     input_pipeline,
     models,
+    pair_detector,
     surgery,
     training_loop,
 )
@@ -193,7 +194,31 @@ def train_and_evaluate(
         "config": config_lib.to_json(config),
         "init_from": str(Path(init_from).resolve()) if init_from else None,
     }
-    _, last = training_loop.run(
+    state, last = training_loop.run(
         task_for(config), state, config, workdir, train, test, meta, evaluate_epoch
     )
+    if config.pair_detector_examples and last and jax.process_index() == 0:
+        ensure_pair_detector(workdir, state, train, config, int(last["epoch"]))
     return last
+
+
+def ensure_pair_detector(
+    workdir: str | Path,
+    state: train_state.TrainState,
+    train: DeviceSplit,
+    config: ml_collections.ConfigDict,
+    epoch: int,
+) -> None:
+    """Fits the "two digits" detector on the final encoder unless it is already there."""
+    if pair_detector.load(workdir, epoch) is not None:
+        return
+    encoder = jax.device_get(state.params["encoder"])
+    pair_detector.fit_and_save(
+        workdir,
+        encoder,
+        np.asarray(train.images),
+        config.pair_detector_examples,
+        epoch,
+        config.seed,
+        log=training_loop.log,
+    )

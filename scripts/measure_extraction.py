@@ -5,8 +5,11 @@ Pages of real MNIST test digits are generated over a range of difficulties
 A true digit counts as found when a predicted box overlaps it with IoU >= 0.5, boxes matched
 one-to-one; predictions left over are spurious. A page has the right line structure when the
 extractor returns as many lines as the truth, with the same number of digits in each.
+With ``--model`` the boxes are the ones ``digits-jax read`` reports (the model's pair
+detector may split wide blobs), and the digit accuracy of the reading is added:
+1 - (edit distance between the true and the read digits) / (true digits).
 
-    python scripts/measure_extraction.py --pages 200 --seed 0 [--json] [--save-failures DIR]
+    python scripts/measure_extraction.py --pages 200 --seed 0 [--model DIR] [--json]
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from scipy.optimize import linear_sum_assignment
 from tqdm import tqdm
 
 from digits_jax.errors import DigitsJaxError
+from digits_jax.scoring import edit_distance
 from digits_jax.synthetic_pages import Page, generate_page, load_mnist_test, stand_in_digits
 
 IOU_MATCH = 0.5
@@ -79,17 +83,27 @@ class PageResult:
     right_lines: bool
     missed: list[int]  # indices into the page's flattened truth
     spurious: list[int]  # indices into the flattened predictions
+    errors: int | None = None  # edit distance of the read digits (when there is a model)
 
 
 def score_page(
-    index: int, difficulty: float, page: Page, pred_lines: Sequence[Sequence[Any]]
+    index: int,
+    difficulty: float,
+    page: Page,
+    pred_lines: Sequence[Sequence[Any]],
+    reads: bool = False,
 ) -> PageResult:
-    """Match one page's predicted boxes against its truth."""
+    """Match one page's predicted boxes against its truth; with ``reads`` the predictions
+    carry a ``digit`` too, and the reading's edit distance is counted."""
     truth = [d.box for line in page.lines for d in line]
     pred_lines = [line for line in pred_lines if len(line)]
     pred = [tuple(int(v) for v in d.box) for line in pred_lines for d in line]
     pairs = match_boxes(truth, pred)
     matched_t, matched_p = {t for t, _ in pairs}, {p for _, p in pairs}
+    errors = None
+    if reads:
+        read = "".join(str(d.digit) for line in pred_lines for d in line)
+        errors = edit_distance(page.text().replace("|", ""), read)
     return PageResult(
         index=index,
         difficulty=difficulty,
@@ -99,6 +113,7 @@ def score_page(
         right_lines=[len(line) for line in pred_lines] == [len(line) for line in page.lines],
         missed=[i for i in range(len(truth)) if i not in matched_t],
         spurious=[i for i in range(len(pred)) if i not in matched_p],
+        errors=errors,
     )
 
 
@@ -108,6 +123,10 @@ def summarise(results: Sequence[PageResult]) -> dict[str, Any]:
     pred = sum(r.predicted for r in results)
     found = sum(r.found for r in results)
     n = len(results)
+    errors = [r.errors for r in results if r.errors is not None]
+    accuracy = {}
+    if errors and truth:
+        accuracy["digit_accuracy_pct"] = round(100.0 * (1 - sum(errors) / truth), 2)
     return {
         "pages": n,
         "digits": truth,
@@ -122,6 +141,7 @@ def summarise(results: Sequence[PageResult]) -> dict[str, Any]:
         )
         if n
         else None,
+        **accuracy,
     }
 
 
@@ -200,10 +220,13 @@ def stats_area_ok(box: Box) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
-def load_extractor(stand_in: bool) -> Extractor:
-    """The project's ``extract_digits``, or the stand-in baseline when asked for."""
+def load_extractor(stand_in: bool, model: Path | None = None) -> Extractor:
+    """The project's ``extract_digits``, or the stand-in baseline when asked for; with a
+    model, what ``digits-jax read`` reports (digits with boxes) instead."""
     if stand_in:
         return stand_in_extract
+    if model is not None:
+        return read_extractor(model)
     try:
         from digits_jax.extraction import extract_digits
     except ImportError as exc:
@@ -214,6 +237,22 @@ def load_extractor(stand_in: bool) -> Extractor:
     return extract_digits
 
 
+def read_extractor(model_dir: Path) -> Extractor:
+    """Extraction and reading as ``digits-jax read`` does them, one page at a time."""
+    from digits_jax import inference, reading
+    from digits_jax.extraction import extract_digits
+
+    model = inference.load_classifier(model_dir)
+
+    def extract(image: np.ndarray) -> list[list[Any]]:
+        page = reading.ExtractedPage("page", image, 1.0, extract_digits(image))
+        result = reading.PageResult("page")
+        reading.classify_pages([result], [page], model)
+        return [line.digits for line in result.lines]
+
+    return extract
+
+
 def difficulties(pages: int, lo: float, hi: float) -> np.ndarray:
     """Evenly spread difficulties so every bucket gets its share of pages."""
     return np.linspace(lo, hi, pages) if pages > 1 else np.array([(lo + hi) / 2])
@@ -221,7 +260,7 @@ def difficulties(pages: int, lo: float, hi: float) -> np.ndarray:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Generate, extract and score all pages; return the report as a dict."""
-    extract = load_extractor(args.stand_in_extractor)
+    extract = load_extractor(args.stand_in_extractor, args.model)
     if args.stand_in_digits:
         digits, labels = stand_in_digits(np.random.default_rng(args.seed), 5000)
     else:
@@ -242,7 +281,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         pred_lines = extract(page.image)
         t2 = time.perf_counter()
         gen_s, ext_s = gen_s + t1 - t0, ext_s + t2 - t1
-        result = score_page(i, float(d), page, pred_lines)
+        result = score_page(i, float(d), page, pred_lines, reads=args.model is not None)
         results.append(result)
         if args.save_failures and result.missed:
             name = f"page{i:04d}_d{d:.2f}_miss{len(result.missed)}.jpg"
@@ -258,7 +297,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "pages": args.pages,
         "seed": args.seed,
-        "extractor": "stand-in" if args.stand_in_extractor else "digits_jax.extraction",
+        "extractor": "stand-in"
+        if args.stand_in_extractor
+        else f"digits-jax read --model {args.model}"
+        if args.model
+        else "digits_jax.extraction",
         "digits": "stand-in" if args.stand_in_digits else "mnist-test",
         "overall": summarise(results),
         "buckets": buckets,
@@ -271,6 +314,9 @@ def print_report(report: dict[str, Any]) -> None:
     """A small table, one row per difficulty bucket and one for all pages."""
     head = f"{'difficulty':>12} {'pages':>6} {'digits':>7} {'found %':>8} "
     head += f"{'spurious %':>11} {'lines ok %':>11} {'exact %':>8}"
+    reads = "digit_accuracy_pct" in report["overall"]
+    if reads:
+        head += f" {'read %':>7}"
     print(f"extractor: {report['extractor']}, digits: {report['digits']}, seed {report['seed']}")
     print(head)
     rows = [(f"{b['difficulty'][0]:.2f}-{b['difficulty'][1]:.2f}", b) for b in report["buckets"]]
@@ -284,6 +330,7 @@ def print_report(report: dict[str, Any]) -> None:
             f"{name:>12} {s['pages']:>6} {s['digits']:>7} {fmt(s['found_pct']):>8} "
             f"{fmt(s['spurious_pct']):>11} {fmt(s['line_structure_pct']):>11} "
             f"{fmt(s['exact_pages_pct']):>8}"
+            + (f" {fmt(s.get('digit_accuracy_pct')):>7}" if reads else "")
         )
     print(f"time: generate {report['generate_s']:.1f} s, extract {report['extract_s']:.1f} s")
 
@@ -303,6 +350,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--stand-in-extractor", action="store_true", help="threshold+components baseline"
     )
     ap.add_argument("--stand-in-digits", action="store_true", help="scribbles instead of MNIST")
+    ap.add_argument(
+        "--model", type=Path, help="classifier workdir: measure what `digits-jax read` reports"
+    )
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
     if args.pages < 1 or args.buckets < 1:

@@ -33,13 +33,16 @@ def blob_splits():
     return train, test
 
 
-def _train_real(tmp_path_factory, epochs: int):
+def _train_real(tmp_path_factory, epochs: int, pair_examples: int = 0):
     from digits_jax import train
 
     workdir = tmp_path_factory.mktemp(f"real_model_{epochs}")
-    config = config_lib.get_config(
-        ROOT / "configs" / "classifier.py", [f"num_epochs={epochs}", "progress=false"]
-    )
+    overrides = [
+        f"num_epochs={epochs}",
+        "progress=false",
+        f"pair_detector_examples={pair_examples}",
+    ]
+    config = config_lib.get_config(ROOT / "configs" / "classifier.py", overrides)
     return workdir, train.train_and_evaluate(config, workdir)
 
 
@@ -54,5 +57,6 @@ def real_model(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def reader_model(tmp_path_factory):
-    """Three epochs of the default classifier (about 35 s): a model that reads pages."""
-    return _train_real(tmp_path_factory, 3)
+    """Three epochs of the default classifier (about 35 s) with its pair detector (fitted
+    on 2,000 pairs): a model that reads pages."""
+    return _train_real(tmp_path_factory, 3, pair_examples=2000)

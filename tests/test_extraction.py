@@ -317,6 +317,29 @@ def test_squared_paper_grid_is_not_digits(cell: int) -> None:
     _assert_reading_order(extract_digits(img), centres)
 
 
+@pytest.mark.parametrize(("cell", "grid_strength", "faint"), [(24, 0.6, 0.45), (20, 0.6, 0.6)])
+def test_faint_strokes_on_dense_squared_paper(cell: int, grid_strength: float, faint: float):
+    """A dense grid raises the page's noise floor above faintly written strokes; they must
+    still be followed (the floor is measured on the paper between the lines)."""
+    h, w = 700, 1000
+    ink, centres = _ink_layer(h, w, ["4381297", "67501"], height=60, thickness=4)
+    fade = np.ones((h, 1), np.float32)
+    for line in centres:  # the lower half of every digit written faintly
+        fade[int(line[0][1]) : int(line[0][1]) + 40] = faint
+    grid = np.zeros((h, w), np.uint8)
+    for y in range(0, h, cell):
+        cv2.line(grid, (0, y), (w, y + 6), 255, 2, cv2.LINE_AA)
+    for x in range(0, w, cell):
+        cv2.line(grid, (x, 0), (x - 5, h), 255, 2, cv2.LINE_AA)
+    paper = _compose(
+        _paper(h, w, seed=8), grid / 255.0, colour=(150, 130, 110), strength=grid_strength
+    )
+    img = _compose(paper.astype(np.float32), ink * fade, colour=(140, 60, 20))
+    lines = extract_digits(img)
+    _assert_reading_order(lines, centres)
+    assert min(d.box[3] for line in lines for d in line) >= 0.6 * 60  # whole digits, not halves
+
+
 def test_wide_zero_is_not_split() -> None:
     h, w = 500, 900
     ink = np.zeros((h, w), np.uint8)
@@ -382,3 +405,44 @@ def test_digit_dataclass() -> None:
     d = Digit((1, 2, 3, 4), np.zeros((28, 28), np.float32))
     assert d.box == (1, 2, 3, 4) and "crop" not in repr(d)
     assert math.isfinite(float(d.crop.sum()))
+
+
+def test_wide_blob_offers_two_piece_readings() -> None:
+    h, w = 500, 900
+    ink = np.zeros((h, w), np.uint8)
+    cv2.putText(ink, "2", (200, 300), FONT, 4.0, 255, 8)
+    cv2.putText(ink, "3", (245, 300), FONT, 4.0, 255, 8)  # overlaps the 2 by about half
+    assert cv2.connectedComponents(ink)[0] - 1 == 1  # precondition: one blob
+    lines = extract_digits(_compose(_paper(h, w), ink.astype(np.float32) / 255.0))
+    assert _counts(lines) == [1]  # ink alone keeps the overlapping pair whole
+    wide = lines[0]
+    assert len(wide[0].splits) >= 2
+    # Worked out once: the same pieces each time they are asked for.
+    assert wide[0].splits[0][0] is wide[0].splits[0][0]
+    x, y, bw, bh = wide[0].box
+    middle = x + bw / 2
+    for left, right in wide[0].splits:
+        for piece in (left, right):
+            px, py, pw, ph = piece.box
+            assert x <= px and px + pw <= x + bw and y <= py and py + ph <= y + bh
+            assert piece.crop.shape == (28, 28) and 0.0 <= piece.crop.min() <= piece.crop.max() <= 1
+        assert left.box[0] + left.box[2] / 2 < middle < right.box[0] + right.box[2] / 2
+    # Cuts at different slants give different pieces; the cheapest comes first.
+    assert len({s[0].box for s in wide[0].splits}) == len(wide[0].splits)
+
+
+def test_close_neighbours_offer_a_joined_reading() -> None:
+    h, w = 400, 900
+    ink = np.zeros((h, w), np.uint8)
+    cv2.line(ink, (160, 190), (160, 250), 255, 8)  # a 1 ...
+    cv2.putText(ink, "7", (170, 250), FONT, 3.0, 255, 8)  # ... and a 7 a few pixels after it
+    cv2.putText(ink, "4", (500, 250), FONT, 3.0, 255, 8)  # far from both
+    lines = extract_digits(_compose(_paper(h, w), ink.astype(np.float32) / 255.0))
+    assert _counts(lines) == [3]
+    one, seven, four = lines[0]
+    assert one.joined is not None and seven.joined is None and four.joined is None
+    x0 = min(one.box[0], seven.box[0])
+    x1 = max(one.box[0] + one.box[2], seven.box[0] + seven.box[2])
+    assert one.joined.box[0] == x0 and one.joined.box[0] + one.joined.box[2] == x1
+    assert one.joined.crop.shape == (28, 28)
+    assert one.splits is None  # a 1 is not wide enough to be two digits

@@ -184,3 +184,72 @@ def test_min_confidence_marks_unsure_digits(reader_model, capsys):
     assert len(capsys.readouterr().out.split()) == len(lines)
     assert cli.main(["read", sample, "--model", str(workdir), "--min-confidence", "2"]) == 2
     assert cli.main(["read", sample, "--model", str(workdir), "--tta", "99"]) == 2
+
+
+class _ScriptedModel:
+    """A stand-in model whose answers are set per crop: each crop's first pixel is its key."""
+
+    def __init__(self, reads: dict[int, tuple[int, float]], pairs: dict[int, float] | None):
+        self.reads, self.pairs = reads, pairs
+
+    def probabilities(self, images, tta=1):
+        out = np.full((len(images), 10), 0.0, np.float32)
+        for row, image in zip(out, images, strict=True):
+            digit, confidence = self.reads[round(float(image[0, 0]) * 1000)]
+            row[:] = (1 - confidence) / 9
+            row[digit] = confidence
+        return out
+
+    def pair_probability(self, images):
+        if self.pairs is None:
+            return None
+        return np.array([self.pairs[round(float(image[0, 0]) * 1000)] for image in images])
+
+
+def _ids(line):
+    return [id(d) for d in line]
+
+
+def _digit(key, x, splits=None, joined=None):
+    crop = np.zeros((28, 28), np.float32)
+    crop[0, 0] = key / 1000
+    return reading.Digit((x, 0, 10, 20), crop, splits, joined)
+
+
+def test_alternatives_are_decided_by_the_detector_and_the_classifier():
+    # Digit 1 is wide with two cuts; digits 2 and 3 are neighbours that may be one.
+    cut_a = (_digit(10, 0), _digit(11, 5))
+    cut_b = (_digit(12, 0), _digit(13, 5))
+    union = _digit(20, 20)
+    line = [_digit(1, 0, splits=(cut_a, cut_b)), _digit(2, 20, joined=union), _digit(3, 25)]
+    reads = {1: (0, 0.99), 2: (1, 0.6), 3: (7, 0.7), 20: (4, 0.98)}
+    reads |= {10: (3, 0.99), 11: (5, 0.5), 12: (3, 0.99), 13: (8, 0.98)}
+    pairs = {1: 0.95, 20: 0.1}
+    model = _ScriptedModel(reads, pairs)
+    (out,) = reading.resolve_alternatives([line], model)
+    # The cut whose weaker piece is surer wins; the neighbours become one 4.
+    assert _ids(out) == _ids([cut_b[0], cut_b[1], union])
+    page = reading.ExtractedPage("p", np.zeros((9, 9)), 1.0, [line])
+    results = reading.classify_pages([reading.PageResult("p")], [page], model)
+    assert results[0].lines[0].text == "384"
+    # The page now holds the digits as read (what --crops saves and --annotate draws).
+    assert _ids(page.lines[0]) == _ids(out)
+    # The detector calls the wide digit one digit: no split; the union a pair: no join.
+    (out,) = reading.resolve_alternatives([line], _ScriptedModel(reads, {1: 0.5, 20: 0.9}))
+    assert _ids(out) == _ids(line)
+    # Pieces not read confidently enough; a union read less surely than its parts.
+    unsure = reads | {13: (8, 0.9), 2: (1, 0.99), 3: (7, 0.97), 20: (4, 0.95)}
+    (out,) = reading.resolve_alternatives([line], _ScriptedModel(unsure, pairs))
+    assert _ids(out) == _ids(line)
+    # ... or not surely enough: nothing changes either.
+    (out,) = reading.resolve_alternatives([line], _ScriptedModel(reads | {20: (4, 0.85)}, pairs))
+    assert _ids(out)[2:] == _ids(line)[1:]  # (the wide digit still splits)
+    # A model without a detector reads the lines as extracted.
+    (out,) = reading.resolve_alternatives([line], _ScriptedModel(reads, None))
+    assert _ids(out) == _ids(line)
+    # A wide digit no cut could be found for stays whole.
+    uncut = [_digit(1, 0, splits=())]
+    assert _ids(reading.resolve_alternatives([uncut], model)[0]) == _ids(uncut)
+    # A join needs a right neighbour on the same line.
+    lone = [_digit(2, 20, joined=union)]
+    assert _ids(reading.resolve_alternatives([lone], model)[0]) == _ids(lone)

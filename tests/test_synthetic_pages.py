@@ -7,6 +7,7 @@ import itertools
 import json
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -297,3 +298,27 @@ def test_sample_page_is_reproducible_from_mnist(tmp_path):
     assert out.with_suffix(".json").read_text() == committed.with_suffix(".json").read_text()
     diff = cv2.absdiff(cv2.imread(str(out)), cv2.imread(str(committed)))
     assert float(diff.mean()) < 0.5
+
+
+class _Read(NamedTuple):
+    box: tuple[int, int, int, int]
+    digit: int
+
+
+def test_measure_script_with_a_model_scores_the_reading(
+    measure, digits, reader_model, tmp_path, capsys
+):
+    page = page_for(digits, 3, 0.3)
+    read = [[_Read(d.box, d.label) for d in line] for line in page.lines]
+    assert measure.score_page(0, 0.3, page, read, reads=True).errors == 0
+    read[0][0] = _Read(read[0][0].box, (read[0][0].digit + 1) % 10)  # one digit misread
+    assert measure.score_page(0, 0.3, page, read, reads=True).errors == 1
+    assert measure.score_page(0, 0.3, page, [], reads=True).errors == len(all_truth(page))
+    assert measure.score_page(0, 0.3, page, read).errors is None  # boxes only
+    args = ["--pages", "2", "--seed", "1", "--json", "--quiet", "--buckets", "1"]
+    assert measure.main([*args, "--model", str(reader_model[0])]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["extractor"] == f"digits-jax read --model {reader_model[0]}"
+    # Two easy pages and a model trained for three epochs: nearly every digit read right.
+    assert 85.0 <= report["overall"]["digit_accuracy_pct"] <= 100.0
+    assert measure.main([*args, "--model", str(tmp_path / "none")]) == 2
