@@ -29,6 +29,7 @@ Each step is chosen to hold on photos never seen before rather than tuned to a f
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 from collections.abc import Sequence
@@ -89,8 +90,8 @@ class _Splits(Sequence[tuple[Digit, Digit]]):
 
     def scaled(self, scale: float) -> _Splits:
         """The same readings with boxes in a photo ``scale`` times larger."""
-        out = _Splits.__new__(_Splits)
-        out.__dict__.update(self.__dict__, _scale=scale, _made=None)
+        out = copy.copy(self)
+        out._scale, out._made = scale, None
         return out
 
     def _readings(self) -> list[tuple[Digit, Digit]]:

@@ -127,8 +127,11 @@ def collect(
     return [r for r, _ in extracted], [page for _, page in extracted if page is not None]
 
 
-def resolve_alternatives(lines: list[list[Digit]], model: Any, tta: int = 1) -> list[list[Digit]]:
-    """The lines with extraction's alternative readings decided by the model.
+def resolve_alternatives(
+    lines: list[list[Digit]], model: Any, tta: int = 1
+) -> tuple[list[list[Digit]], np.ndarray]:
+    """The lines with extraction's alternative readings decided by the model, and the
+    probabilities (N, 10) of their digits in order (all crops classified in one batch).
 
     Two neighbours become one digit when their union is confidently one digit (more so
     than the less sure of the two) and the pair detector does not call it two; a wide
@@ -138,18 +141,20 @@ def resolve_alternatives(lines: list[list[Digit]], model: Any, tta: int = 1) -> 
     flat = [d for line in lines for d in line]
     joins = [d for d in flat if d.joined is not None]
     wide = [d for d in flat if d.splits is not None]  # their cuts are worked out if asked
-    if not joins and not wide:
-        return lines
-    pair = model.pair_probability(np.stack([d.joined.crop for d in joins] + [d.crop for d in wide]))
+    pair = None
+    if joins or wide:
+        crops = [d.joined.crop for d in joins] + [d.crop for d in wide]
+        pair = model.pair_probability(np.stack(crops))
     if pair is None:
-        return lines
+        return lines, probabilities(model, [d.crop for d in flat], tta)
     unions = [d.joined for d in joins]
     pair_of = dict(zip(map(id, unions + wide), pair, strict=True))
     candidates = [d for d in wide if pair_of[id(d)] >= SPLIT_PAIR_PROBABILITY]
     pieces = [p for d in candidates for split in d.splits for p in split]
     scored = flat + unions + pieces
-    confidence = probabilities(model, [d.crop for d in scored], tta).max(axis=1)
-    sure = dict(zip(map(id, scored), confidence, strict=True))
+    scored_probs = probabilities(model, [d.crop for d in scored], tta)
+    probs_of = dict(zip(map(id, scored), scored_probs, strict=True))
+    sure = {key: float(p.max()) for key, p in probs_of.items()}
     to_split = {id(d) for d in candidates}
 
     def split_of(d: Digit) -> tuple[Digit, ...]:
@@ -180,7 +185,8 @@ def resolve_alternatives(lines: list[list[Digit]], model: Any, tta: int = 1) -> 
             read.extend(split_of(d))
             k += 1
         out.append(read)
-    return out
+    order = [probs_of[id(d)] for line in out for d in line]
+    return out, np.stack(order) if order else np.zeros((0, 10), np.float32)
 
 
 def classify_pages(
@@ -190,12 +196,11 @@ def classify_pages(
     min_confidence: float = 0.0,
     tta: int = 1,
 ) -> list[PageResult]:
-    """Fills the results of ``extract_pages`` with the model's reading, all crops in one batch.
+    """Fills the results of ``extract_pages`` with the model's reading, all crops in a batch.
 
     Extraction's alternatives are decided first (``resolve_alternatives``); each page's
     ``lines`` then become the digits as read, so saved crops match the result."""
-    flat = resolve_alternatives([line for page in pages for line in page.lines], model, tta)
-    probs = probabilities(model, [d.crop for line in flat for d in line], tta)
+    flat, probs = resolve_alternatives([line for page in pages for line in page.lines], model, tta)
     ok = iter(r for r in results if r.error is None)
     lines_left, offset = iter(flat), 0
     for page in pages:

@@ -5,11 +5,13 @@ Pages of real MNIST test digits are generated over a range of difficulties
 A true digit counts as found when a predicted box overlaps it with IoU >= 0.5, boxes matched
 one-to-one; predictions left over are spurious. A page has the right line structure when the
 extractor returns as many lines as the truth, with the same number of digits in each.
-With ``--model`` the boxes are the ones ``digits-jax read`` reports (the model's pair
-detector may split wide blobs), and the digit accuracy of the reading is added:
-1 - (edit distance between the true and the read digits) / (true digits).
+With ``--model`` the boxes are the ones ``digits-jax read`` reports (the model may split
+wide blobs and join neighbours, ``reading.resolve_alternatives``), and the digit accuracy
+of the reading is added: 1 - (edit distance between the true and the read digits) / (true
+digits).
 
     python scripts/measure_extraction.py --pages 200 --seed 0 [--model DIR] [--json]
+        [--save-failures DIR]
 """
 
 from __future__ import annotations
@@ -253,6 +255,12 @@ def read_extractor(model_dir: Path) -> Extractor:
     return extract
 
 
+def extractor_name(args: argparse.Namespace) -> str:
+    if args.stand_in_extractor:
+        return "stand-in"
+    return f"digits-jax read --model {args.model}" if args.model else "digits_jax.extraction"
+
+
 def difficulties(pages: int, lo: float, hi: float) -> np.ndarray:
     """Evenly spread difficulties so every bucket gets its share of pages."""
     return np.linspace(lo, hi, pages) if pages > 1 else np.array([(lo + hi) / 2])
@@ -297,11 +305,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "pages": args.pages,
         "seed": args.seed,
-        "extractor": "stand-in"
-        if args.stand_in_extractor
-        else f"digits-jax read --model {args.model}"
-        if args.model
-        else "digits_jax.extraction",
+        "extractor": extractor_name(args),
         "digits": "stand-in" if args.stand_in_digits else "mnist-test",
         "overall": summarise(results),
         "buckets": buckets,

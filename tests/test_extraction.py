@@ -413,7 +413,8 @@ def test_wide_blob_offers_two_piece_readings() -> None:
     cv2.putText(ink, "2", (200, 300), FONT, 4.0, 255, 8)
     cv2.putText(ink, "3", (245, 300), FONT, 4.0, 255, 8)  # overlaps the 2 by about half
     assert cv2.connectedComponents(ink)[0] - 1 == 1  # precondition: one blob
-    lines = extract_digits(_compose(_paper(h, w), ink.astype(np.float32) / 255.0))
+    img = _compose(_paper(h, w), ink.astype(np.float32) / 255.0)
+    lines = extract_digits(img)
     assert _counts(lines) == [1]  # ink alone keeps the overlapping pair whole
     wide = lines[0]
     assert len(wide[0].splits) >= 2
@@ -429,6 +430,10 @@ def test_wide_blob_offers_two_piece_readings() -> None:
         assert left.box[0] + left.box[2] / 2 < middle < right.box[0] + right.box[2] / 2
     # Cuts at different slants give different pieces; the cheapest comes first.
     assert len({s[0].box for s in wide[0].splits}) == len(wide[0].splits)
+    # In a photo that was downscaled by 2 for extraction, the pieces' boxes scale too.
+    (big,) = extract_digits(img, scale=2.0)[0]
+    for (a, _), (b, _) in zip(wide[0].splits, big.splits, strict=True):
+        assert abs(b.box[0] - 2 * a.box[0]) <= 2 and abs(b.box[2] - 2 * a.box[2]) <= 3
 
 
 def test_close_neighbours_offer_a_joined_reading() -> None:

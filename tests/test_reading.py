@@ -226,30 +226,31 @@ def test_alternatives_are_decided_by_the_detector_and_the_classifier():
     reads |= {10: (3, 0.99), 11: (5, 0.5), 12: (3, 0.99), 13: (8, 0.98)}
     pairs = {1: 0.95, 20: 0.1}
     model = _ScriptedModel(reads, pairs)
-    (out,) = reading.resolve_alternatives([line], model)
+    (out,), probs = reading.resolve_alternatives([line], model)
     # The cut whose weaker piece is surer wins; the neighbours become one 4.
     assert _ids(out) == _ids([cut_b[0], cut_b[1], union])
+    assert probs.shape == (3, 10) and list(probs.argmax(axis=1)) == [3, 8, 4]
     page = reading.ExtractedPage("p", np.zeros((9, 9)), 1.0, [line])
     results = reading.classify_pages([reading.PageResult("p")], [page], model)
     assert results[0].lines[0].text == "384"
     # The page now holds the digits as read (what --crops saves and --annotate draws).
     assert _ids(page.lines[0]) == _ids(out)
     # The detector calls the wide digit one digit: no split; the union a pair: no join.
-    (out,) = reading.resolve_alternatives([line], _ScriptedModel(reads, {1: 0.5, 20: 0.9}))
+    (out,), _ = reading.resolve_alternatives([line], _ScriptedModel(reads, {1: 0.5, 20: 0.9}))
     assert _ids(out) == _ids(line)
     # Pieces not read confidently enough; a union read less surely than its parts.
     unsure = reads | {13: (8, 0.9), 2: (1, 0.99), 3: (7, 0.97), 20: (4, 0.95)}
-    (out,) = reading.resolve_alternatives([line], _ScriptedModel(unsure, pairs))
+    (out,), _ = reading.resolve_alternatives([line], _ScriptedModel(unsure, pairs))
     assert _ids(out) == _ids(line)
     # ... or not surely enough: nothing changes either.
-    (out,) = reading.resolve_alternatives([line], _ScriptedModel(reads | {20: (4, 0.85)}, pairs))
+    (out,), _ = reading.resolve_alternatives([line], _ScriptedModel(reads | {20: (4, 0.85)}, pairs))
     assert _ids(out)[2:] == _ids(line)[1:]  # (the wide digit still splits)
     # A model without a detector reads the lines as extracted.
-    (out,) = reading.resolve_alternatives([line], _ScriptedModel(reads, None))
+    (out,), _ = reading.resolve_alternatives([line], _ScriptedModel(reads, None))
     assert _ids(out) == _ids(line)
     # A wide digit no cut could be found for stays whole.
     uncut = [_digit(1, 0, splits=())]
-    assert _ids(reading.resolve_alternatives([uncut], model)[0]) == _ids(uncut)
+    assert _ids(reading.resolve_alternatives([uncut], model)[0][0]) == _ids(uncut)
     # A join needs a right neighbour on the same line.
     lone = [_digit(2, 20, joined=union)]
-    assert _ids(reading.resolve_alternatives([lone], model)[0]) == _ids(lone)
+    assert _ids(reading.resolve_alternatives([lone], model)[0][0]) == _ids(lone)
