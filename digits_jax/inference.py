@@ -55,14 +55,8 @@ class LoadedClassifier:
         images = np.asarray(images, np.float32)
         if images.ndim == 3:
             images = images[..., None]
-        out = []
-        for start in range(0, len(images), batch_size):
-            batch = images[start : start + batch_size]
-            padded = max(32, 1 << (len(batch) - 1).bit_length())
-            batch = np.pad(batch, ((0, padded - len(batch)), (0, 0), (0, 0), (0, 0)))
-            logits = _apply(self.model, self.params, batch, view)
-            out.append(np.asarray(logits)[: len(images) - start])
-        return np.concatenate(out) if out else np.zeros((0, 10), np.float32)
+        apply = lambda batch: _apply(self.model, self.params, batch, view)  # noqa: E731
+        return models.apply_in_batches(apply, images, batch_size, width=10)
 
     def probabilities(self, images: np.ndarray, tta: int = 1) -> np.ndarray:
         """Calibrated probabilities (N, 10), averaged over the first ``tta`` views."""

@@ -21,7 +21,7 @@ inference at large batches.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import flax.linen as nn
 import jax
@@ -340,6 +340,22 @@ def init_params(model: nn.Module, rng: jax.Array) -> dict:
     Compiled: eager initialisation of the unfolded convolutions takes seconds.
     """
     return jax.jit(model.init)(rng, jnp.zeros((1, 28, 28, 1), jnp.float32))["params"]
+
+
+def apply_in_batches(
+    apply: Callable[[np.ndarray], jax.Array], images: np.ndarray, batch_size: int, width: int
+) -> np.ndarray:
+    """``apply`` over (N, ...) images in batches, each padded to a power of two (at least
+    32), so calls with different counts (photos with more or fewer digits) reuse a few
+    compiled shapes and the disk cache; returns the (N, width) outputs."""
+    out = []
+    for start in range(0, len(images), batch_size):
+        batch = images[start : start + batch_size]
+        n = len(batch)
+        padded = max(32, 1 << (n - 1).bit_length())
+        batch = np.pad(batch, ((0, padded - n),) + ((0, 0),) * (batch.ndim - 1))
+        out.append(np.asarray(apply(batch))[:n])
+    return np.concatenate(out) if out else np.zeros((0, width), np.float32)
 
 
 def param_shapes(model: nn.Module) -> dict:

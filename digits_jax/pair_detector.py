@@ -59,13 +59,8 @@ def _features(params: Any, images: jax.Array) -> jax.Array:
 def encoder_features(encoder_params: Any, crops: np.ndarray, batch: int = 512) -> np.ndarray:
     """The 512 encoder features of (N, 28, 28) float crops in [0, 1], in padded batches."""
     crops = np.asarray(crops, np.float32).reshape(-1, 28, 28, 1)
-    out = []
-    for start in range(0, len(crops), batch):
-        part = crops[start : start + batch]
-        padded = max(32, 1 << (len(part) - 1).bit_length())
-        part = np.pad(part, ((0, padded - len(part)), (0, 0), (0, 0), (0, 0)))
-        out.append(np.asarray(_features(encoder_params, jnp.asarray(part)))[: len(crops) - start])
-    return np.concatenate(out) if out else np.zeros((0, 512), np.float32)
+    apply = lambda part: _features(encoder_params, jnp.asarray(part))  # noqa: E731
+    return models.apply_in_batches(apply, crops, batch, width=512)
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, steps: int = _FIT_STEPS) -> tuple[np.ndarray, float]:

@@ -132,3 +132,18 @@ def test_max_pool2_equals_flax_max_pool_with_gradients():
     )
     with pytest.raises(ValueError, match="even"):
         models.max_pool2(jnp.zeros((1, 7, 8, 1)))
+
+
+def test_apply_in_batches_pads_to_powers_of_two_and_trims():
+    seen = []
+
+    def apply(batch):
+        seen.append(len(batch))
+        return batch.sum(axis=(1, 2))[:, None] * np.ones((1, 3))
+
+    images = np.arange(70 * 2 * 2, dtype=np.float32).reshape(70, 2, 2)
+    out = models.apply_in_batches(apply, images, batch_size=64, width=3)
+    assert seen == [64, 32]  # 64 as they come, the last 6 padded to 32
+    np.testing.assert_allclose(out[:, 0], images.sum(axis=(1, 2)))
+    assert out.shape == (70, 3)
+    assert models.apply_in_batches(apply, images[:0], 64, width=3).shape == (0, 3)
