@@ -2,7 +2,8 @@
 
 The training state is saved as a plain state dict (``flax.serialization``), so a
 restore can be checked leaf by leaf against the state the current config builds
-before anything is loaded into it.
+before anything is loaded into it. Orbax is imported when a workdir's checkpoints are
+opened, not with this module: reading a photo loads the serving copy (``export``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import orbax.checkpoint as ocp
 from flax import serialization
 
 from digits_jax.errors import DigitsJaxError
@@ -21,6 +21,12 @@ CHECKPOINT_SUBDIR = "checkpoints"
 
 # Orbax logs every save at INFO level; a progress bar is enough.
 logging.getLogger("absl").setLevel(logging.WARNING)
+
+
+def _orbax() -> Any:
+    import orbax.checkpoint as ocp
+
+    return ocp
 
 
 class CheckpointError(DigitsJaxError):
@@ -34,6 +40,7 @@ class Checkpoints:
         self.directory = Path(workdir).resolve() / CHECKPOINT_SUBDIR
         if not create and not self.directory.is_dir():
             raise CheckpointError(f"no checkpoints in {Path(workdir)} (train there first)")
+        ocp = self._ocp = _orbax()
         options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=create)
         self.manager = ocp.CheckpointManager(self.directory, options=options)
 
@@ -42,6 +49,7 @@ class Checkpoints:
 
     def save(self, epoch: int, state: Any, meta: dict[str, Any]) -> None:
         """Saves the state and its metadata (task, config) for ``epoch``; waits until written."""
+        ocp = self._ocp
         args = ocp.args.Composite(
             state=ocp.args.StandardSave(serialization.to_state_dict(state)),
             meta=ocp.args.JsonSave(meta),
@@ -58,15 +66,15 @@ class Checkpoints:
     def meta(self, epoch: int | None = None) -> dict[str, Any]:
         """The metadata saved with a checkpoint (latest by default)."""
         epoch = self._epoch(epoch)
-        restored = self.manager.restore(epoch, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+        args = self._ocp.args
+        restored = self.manager.restore(epoch, args=args.Composite(meta=args.JsonRestore()))
         return dict(restored["meta"])
 
     def raw_state(self, epoch: int | None = None) -> dict[str, Any]:
         """The saved state dict as arrays, without a target to check it against."""
         epoch = self._epoch(epoch)
-        restored = self.manager.restore(
-            epoch, args=ocp.args.Composite(state=ocp.args.StandardRestore())
-        )
+        args = self._ocp.args
+        restored = self.manager.restore(epoch, args=args.Composite(state=args.StandardRestore()))
         return restored["state"]
 
     def restore(self, target: Any, epoch: int | None = None) -> Any:

@@ -176,13 +176,14 @@ def light_on_dark(image: np.ndarray) -> bool:
     x, y, w, h = (stats[:, i] for i in range(4))
     edge = (x == 0) | (y == 0) | (x + w == small.shape[1]) | (y + h == small.shape[0])
     edge[0] = False
-    broad = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (_odd(k / 4),) * 2)
+    broad_size = _odd(k / 4)
+    broad = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (broad_size,) * 2)
     page_edge = cv2.dilate(edge[labels].astype(np.uint8), broad)
 
     def ink_like(excess: np.ndarray) -> float:
         """The excess in thin marks: not near a page edge, not in a broad patch (a corner
         of paper beside the desk) nor at the tips of one."""
-        keep = (_near_broad(excess > 0, broad) | page_edge) == 0
+        keep = (_near_broad(excess > 0, broad_size) | page_edge) == 0
         return float(excess[keep].sum())
 
     dark = ink_like(np.clip(-resid - t, 0, None))
@@ -190,11 +191,18 @@ def light_on_dark(image: np.ndarray) -> bool:
     return bright > 1.5 * dark
 
 
-def _near_broad(mask: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """uint8 mask of the parts of ``mask`` the kernel fits inside, grown by the kernel
-    again: broad patches together with their rims and thin tips."""
-    solid = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, kernel)
-    return cv2.dilate(solid, kernel)
+def _near_broad(mask: np.ndarray, diameter: int) -> np.ndarray:
+    """uint8 mask of the parts of ``mask`` a disk of ``diameter`` fits inside, grown by the
+    disk again: broad patches together with their rims and thin tips.
+
+    That is an opening followed by a dilation; done with two distance transforms it
+    costs the same for any disk (a morphological disk of 60 px took 0.1-0.2 s a page)."""
+    r = (diameter - 1) / 2
+    core = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5) > r
+    if not core.any():
+        return np.zeros(mask.shape, np.uint8)
+    reach = cv2.distanceTransform((~core).astype(np.uint8), cv2.DIST_L2, 5)
+    return (reach <= 2 * r).astype(np.uint8)
 
 
 def _reduce(grey: np.ndarray) -> np.ndarray:
@@ -856,8 +864,7 @@ def _drop_solid(mask: np.ndarray) -> np.ndarray:
     pen = stroke_width(mask)
     if pen < 1.0:
         return mask
-    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (_odd(4.0 * pen),) * 2)
-    return mask & (_near_broad(mask, disk) == 0)  # with the patch's ragged rim
+    return mask & (_near_broad(mask, _odd(4.0 * pen)) == 0)  # with the patch's ragged rim
 
 
 def _segment(image: np.ndarray, light_ink: bool | None = None) -> list[list[_Blob]]:

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from digits_jax import augment, calibration, config_lib, models, pair_detector
+from digits_jax import augment, calibration, config_lib, export, models, pair_detector
 from digits_jax.checkpoints import CheckpointError, Checkpoints
 from digits_jax.errors import DigitsJaxError
 from digits_jax.surgery import first_mismatch
@@ -28,7 +28,12 @@ MAX_TTA = len(augment.TTA_VIEWS)
 
 @functools.partial(jax.jit, static_argnums=(0, 3))
 def _apply(model: models.Classifier, params: Any, images: jax.Array, view: int) -> jax.Array:
-    return model.apply({"params": params}, augment.tta_view(images, view))
+    """Logits and encoder features side by side, (N, 10 + 512): one compiled function
+    serves the classifier and the pair detector (a reader loads one executable)."""
+    logits, features = model.apply(
+        {"params": params}, augment.tta_view(images, view), features=True
+    )
+    return jnp.concatenate([logits, features], axis=-1)
 
 
 @dataclass
@@ -46,8 +51,9 @@ class LoadedClassifier:
         """The fitted calibration temperature (1.0 when the run held nothing out)."""
         return float(self.meta.get("temperature") or 1.0)
 
-    def logits(self, images: np.ndarray, view: int = 0, batch_size: int = 512) -> np.ndarray:
-        """Logits for float images (N, 28, 28) or (N, 28, 28, 1) in [0, 1], in batches.
+    def outputs(self, images: np.ndarray, view: int = 0, batch_size: int = 512) -> np.ndarray:
+        """Logits and encoder features (N, 10 + 512) for float images (N, 28, 28) or
+        (N, 28, 28, 1) in [0, 1], in batches.
 
         Batches are padded to a power of two (at least 32), so photos with
         different digit counts reuse a few compiled shapes (and the disk cache).
@@ -56,7 +62,11 @@ class LoadedClassifier:
         if images.ndim == 3:
             images = images[..., None]
         apply = lambda batch: _apply(self.model, self.params, batch, view)  # noqa: E731
-        return models.apply_in_batches(apply, images, batch_size, width=10)
+        return models.apply_in_batches(apply, images, batch_size, width=10 + 512)
+
+    def logits(self, images: np.ndarray, view: int = 0) -> np.ndarray:
+        """Logits (N, 10) for float images in [0, 1] (see ``outputs``)."""
+        return self.outputs(images, view)[:, :10]
 
     def probabilities(self, images: np.ndarray, tta: int = 1) -> np.ndarray:
         """Calibrated probabilities (N, 10), averaged over the first ``tta`` views."""
@@ -67,8 +77,7 @@ class LoadedClassifier:
         """p(two fused digits) for each crop, or None when the run has no detector."""
         if self.detector is None:
             return None
-        features = pair_detector.encoder_features(self.params["encoder"], images)
-        return self.detector.probability(features)
+        return self.detector.probability(self.outputs(images)[:, 10:])
 
 
 @dataclass
@@ -91,18 +100,14 @@ class Ensemble:
 
 
 def load_classifier(workdir: str | Path) -> LoadedClassifier:
-    """The latest checkpoint of a classifier workdir; clear errors for anything else."""
+    """The latest checkpoint of a classifier workdir (its serving copy when training wrote
+    one, ``export``); clear errors for anything else."""
     workdir = Path(workdir)
     if not workdir.is_dir():
         raise CheckpointError(f"model directory not found: {workdir}")
-    ckpts = Checkpoints(workdir, create=False)
-    try:
-        meta = ckpts.meta()
-        if meta.get("task") != "classifier":
-            raise CheckpointError(f"{workdir} holds a {meta.get('task')} run, not a classifier")
-        params = ckpts.raw_state()["params"]
-    finally:
-        ckpts.close()
+    params, meta = export.load(workdir) or _restore(workdir)
+    if meta.get("task") != "classifier":
+        raise CheckpointError(f"{workdir} holds a {meta.get('task')} run, not a classifier")
     config = config_lib.from_json(meta.get("config", {}))
     model = models.Classifier(
         conv_impl=models.resolve_conv_impl(config.conv_impl, training=False),
@@ -112,7 +117,17 @@ def load_classifier(workdir: str | Path) -> LoadedClassifier:
     if problem:
         raise CheckpointError(f"{workdir} is not this classifier's architecture ({problem})")
     detector = pair_detector.load(workdir, meta.get("epoch"))
-    return LoadedClassifier(model, jax.tree.map(jnp.asarray, params), meta, workdir, detector)
+    return LoadedClassifier(model, jax.device_put(params), meta, workdir, detector)
+
+
+def _restore(workdir: Path) -> tuple[Any, dict[str, Any]]:
+    """The latest checkpoint's parameters and metadata, through Orbax."""
+    ckpts = Checkpoints(workdir, create=False)
+    try:
+        meta = ckpts.meta()
+        return ckpts.raw_state()["params"] if meta.get("task") == "classifier" else {}, meta
+    finally:
+        ckpts.close()
 
 
 def load_ensemble(workdirs: Sequence[str | Path]) -> Ensemble:

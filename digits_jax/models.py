@@ -317,7 +317,8 @@ class Classifier(nn.Module):
     """Encoder + Dense 10 on the 512 flattened features; returns logits (no softmax).
 
     ``dropout_rate`` drops features in training only (``train=True`` and a
-    ``"dropout"`` rng); it adds no parameters.
+    ``"dropout"`` rng); it adds no parameters. ``features=True`` returns the 512
+    encoder features too, as (logits, features): what the pair detector reads.
     """
 
     num_classes: int = 10
@@ -326,11 +327,15 @@ class Classifier(nn.Module):
     dropout_rate: float = 0.0
 
     @nn.compact
-    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    def __call__(
+        self, x: jax.Array, train: bool = False, features: bool = False
+    ) -> jax.Array | tuple[jax.Array, jax.Array]:
         z = Encoder(self.conv_impl, self.dtype, name="encoder")(x)
         z = z.reshape(*z.shape[:-3], -1)
-        z = nn.Dropout(self.dropout_rate, deterministic=not train)(z)
-        logits = nn.Dense(self.num_classes, dtype=self.dtype, name="head")(z)
+        dropped = nn.Dropout(self.dropout_rate, deterministic=not train)(z)
+        logits = nn.Dense(self.num_classes, dtype=self.dtype, name="head")(dropped)
+        if features:
+            return logits.astype(jnp.float32), z.astype(jnp.float32)
         return logits.astype(jnp.float32)
 
 
@@ -360,8 +365,11 @@ def apply_in_batches(
 
 def param_shapes(model: nn.Module) -> dict:
     """The parameters' shapes and dtypes, without computing any of them."""
-    dummy = jnp.zeros((1, 28, 28, 1), jnp.float32)
-    return jax.eval_shape(lambda rng: model.init(rng, dummy)["params"], jax.random.PRNGKey(0))
+    # Abstract inputs: concrete ones would each compile a small computation (a reader's
+    # start-up pays for every one).
+    rng = jax.ShapeDtypeStruct((2,), jnp.uint32)
+    dummy = jax.ShapeDtypeStruct((1, 28, 28, 1), jnp.float32)
+    return jax.eval_shape(lambda r, x: model.init(r, x)["params"], rng, dummy)
 
 
 def compute_dtype(name: str) -> jnp.dtype | None:

@@ -21,6 +21,7 @@ from digits_jax import (
     augment,
     calibration,
     config_lib,
+    export,
     input_pipeline,
     models,
     pair_detector,
@@ -197,8 +198,10 @@ def train_and_evaluate(
     state, last = training_loop.run(
         task_for(config), state, config, workdir, train, test, meta, evaluate_epoch
     )
-    if config.pair_detector_examples and last and jax.process_index() == 0:
-        ensure_pair_detector(workdir, state, train, config, int(last["epoch"]))
+    if last and jax.process_index() == 0:
+        export.ensure(workdir)
+        if config.pair_detector_examples:
+            ensure_pair_detector(workdir, state, train, config, int(last["epoch"]))
     return last
 
 
