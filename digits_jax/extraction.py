@@ -780,6 +780,9 @@ def _split_touching2(
 _ALT_ASPECT = 0.75
 # The alternative's cut leaves at least this share of the ink on either side.
 _ALT_MIN_SHARE = 0.15
+# Besides its least-ink cut, each slant is also cut where it leaves these shares of the ink
+# on the left: overlapping digits share columns, so the cheapest cut is often not theirs.
+_ALT_SHARES = (0.3, 0.4, 0.5, 0.6, 0.7)
 # Neighbours on a line get a joined alternative when the gap between them is at most this
 # fraction of the line's digit height and their union is no wider than _JOIN_WIDTH of it.
 _JOIN_GAP = 0.2
@@ -788,9 +791,9 @@ _JOIN_WIDTH = 1.3
 
 def _two_pieces(blob: _Blob, ink8: np.ndarray) -> list[list[_Blob]]:
     """A wide blob as two digits side by side: for each slant, the cut crossing the least
-    ink (near the middle of the ink), cheapest first. Unlike ``_cut_pieces`` a cut may
-    cross several strokes (two digits that overlap share columns), so only a recogniser
-    can tell whether one is right."""
+    ink (near the middle of the ink) and cuts at a few fixed shares of the ink, cheapest
+    first. Unlike ``_cut_pieces`` a cut may cross several strokes (two digits that overlap
+    share columns), so only a recogniser can tell whether one is right."""
     core = _core(blob, ink8)
     h = core.shape[0]
     ys, xs = np.nonzero(core)
@@ -807,18 +810,28 @@ def _two_pieces(blob: _Blob, ink8: np.ndarray) -> list[list[_Blob]]:
         if cand.size == 0:
             continue
         cost = prof[cand] * (1.0 + np.abs(share[cand] - 0.5))
-        left = (mxs + off[mys]) <= int(cand[np.argmin(cost)])
-        pieces = []
-        for side in (left, ~left):
-            m = np.zeros_like(blob.mask)
-            m[mys[side], mxs[side]] = True
-            piece = _tight(blob.x, blob.y, _main_parts(m))
-            if piece is None or piece.h < 0.5 * blob.h:
-                break
-            pieces.append(piece)
-        if len(pieces) == 2 and all(pieces[0].box != seen[0].box for _, seen in found):
-            found.append((float(cost.min()), pieces))
+        picks = {int(np.argmin(cost))}
+        for q in _ALT_SHARES:
+            picks.add(int(np.argmin(np.abs(share[cand] - q))))
+        for i in sorted(picks):
+            pieces = _sides(blob, mys, mxs, (mxs + off[mys]) <= int(cand[i]))
+            if pieces and all(pieces[0].box != seen[0].box for _, seen in found):
+                found.append((float(cost[i]), pieces))
     return [pieces for _, pieces in sorted(found, key=lambda f: f[0])]
+
+
+def _sides(blob: _Blob, ys: np.ndarray, xs: np.ndarray, left: np.ndarray) -> list[_Blob] | None:
+    """The two pieces a cut leaves of the blob's ink pixels (ys, xs), slivers of the other
+    side dropped; None when either is under half the blob's height."""
+    pieces = []
+    for side in (left, ~left):
+        m = np.zeros_like(blob.mask)
+        m[ys[side], xs[side]] = True
+        piece = _tight(blob.x, blob.y, _main_parts(m))
+        if piece is None or piece.h < 0.5 * blob.h:
+            return None
+        pieces.append(piece)
+    return pieces
 
 
 def _line_digits(line: list[_Blob], page_width: float, ink8: np.ndarray) -> list[_Blob]:

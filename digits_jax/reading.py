@@ -23,8 +23,8 @@ UNSURE = "?"
 # read with SPLIT_CONFIDENCE; neighbours are joined when the detector gives their union
 # less than JOIN_PAIR_PROBABILITY and it is read with JOIN_CONFIDENCE. Chosen on generated
 # pages of seed 1 (digit accuracy of the reading), checked on seeds 0 and 2.
-SPLIT_PAIR_PROBABILITY = 0.9
-SPLIT_CONFIDENCE = 0.97
+SPLIT_PAIR_PROBABILITY = 0.97
+SPLIT_CONFIDENCE = 0.99
 JOIN_PAIR_PROBABILITY = 0.5
 JOIN_CONFIDENCE = 0.9
 

@@ -223,8 +223,9 @@ def test_alternatives_are_decided_by_the_detector_and_the_classifier():
     union = _digit(20, 20)
     line = [_digit(1, 0, splits=(cut_a, cut_b)), _digit(2, 20, joined=union), _digit(3, 25)]
     reads = {1: (0, 0.99), 2: (1, 0.6), 3: (7, 0.7), 20: (4, 0.98)}
-    reads |= {10: (3, 0.99), 11: (5, 0.5), 12: (3, 0.99), 13: (8, 0.98)}
-    pairs = {1: 0.95, 20: 0.1}
+    reads |= {10: (3, 0.999), 11: (5, 0.5), 12: (3, 0.999), 13: (8, 0.995)}
+    pairs = {1: 0.99, 20: 0.1}
+    assert pairs[1] >= reading.SPLIT_PAIR_PROBABILITY and 0.995 >= reading.SPLIT_CONFIDENCE
     model = _ScriptedModel(reads, pairs)
     (out,), probs = reading.resolve_alternatives([line], model)
     # The cut whose weaker piece is surer wins; the neighbours become one 4.
@@ -239,7 +240,7 @@ def test_alternatives_are_decided_by_the_detector_and_the_classifier():
     (out,), _ = reading.resolve_alternatives([line], _ScriptedModel(reads, {1: 0.5, 20: 0.9}))
     assert _ids(out) == _ids(line)
     # Pieces not read confidently enough; a union read less surely than its parts.
-    unsure = reads | {13: (8, 0.9), 2: (1, 0.99), 3: (7, 0.97), 20: (4, 0.95)}
+    unsure = reads | {13: (8, 0.98), 2: (1, 0.99), 3: (7, 0.97), 20: (4, 0.95)}
     (out,), _ = reading.resolve_alternatives([line], _ScriptedModel(unsure, pairs))
     assert _ids(out) == _ids(line)
     # ... or not surely enough: nothing changes either.
