@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from digits_jax import extraction
 from digits_jax.extraction import (
     Digit,
     _drop_solid,
@@ -434,6 +435,19 @@ def test_wide_blob_offers_two_piece_readings() -> None:
     (big,) = extract_digits(img, scale=2.0)[0]
     for (a, _), (b, _) in zip(wide[0].splits, big.splits, strict=True):
         assert abs(b.box[0] - 2 * a.box[0]) <= 2 and abs(b.box[2] - 2 * a.box[2]) <= 3
+
+
+def test_wide_blob_cuts_include_fixed_ink_shares() -> None:
+    """Two overlapping digits share columns, so the cut between them is often not the one
+    crossing the least ink: each slant is also cut at fixed shares of the ink."""
+    mask = np.zeros((60, 90), bool)
+    for x in range(0, 90, 9):
+        mask[:, x : x + 3] = True  # ten upright strokes: the least-ink cut is any gap
+    blob = extraction._Blob(0, 0, 90, 60, mask)
+    splits = extraction._two_pieces(blob, mask.astype(np.uint8) * 200)
+    shares = [left.mask.sum() / mask.sum() for left, _ in splits]
+    for q in extraction._ALT_SHARES:
+        assert min(abs(s - q) for s in shares) <= 0.06, (q, sorted(shares))
 
 
 def test_close_neighbours_offer_a_joined_reading() -> None:
