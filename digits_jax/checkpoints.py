@@ -92,6 +92,15 @@ class Checkpoints:
         self.manager.close()
 
 
+def read_latest(workdir: str | Path) -> tuple[Any, dict[str, Any]]:
+    """The latest checkpoint's parameters and metadata, without a target to check against."""
+    ckpts = Checkpoints(workdir, create=False)
+    try:
+        return ckpts.raw_state()["params"], ckpts.meta()
+    finally:
+        ckpts.close()
+
+
 def _arrays(tree: Any) -> Any:
     """Drops empty containers, which a saved state dict does not keep."""
     if isinstance(tree, dict):

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from digits_jax.checkpoints import CHECKPOINT_SUBDIR, Checkpoints
+from digits_jax.checkpoints import CHECKPOINT_SUBDIR, read_latest
 
 FILE = "model.npz"
 _META = "__meta__"
@@ -90,13 +90,6 @@ def load(workdir: str | Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
 
 def ensure(workdir: str | Path) -> Path:
     """Writes the serving copy of the latest checkpoint unless it is already there."""
-    path = Path(workdir) / FILE
     if load(workdir) is not None:
-        return path
-    ckpts = Checkpoints(workdir, create=False)
-    try:
-        meta = ckpts.meta()
-        params = ckpts.raw_state()["params"]
-    finally:
-        ckpts.close()
-    return save(workdir, params, meta)
+        return Path(workdir) / FILE
+    return save(workdir, *read_latest(workdir))

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from digits_jax import augment, calibration, config_lib, export, models, pair_detector
-from digits_jax.checkpoints import CheckpointError, Checkpoints
+from digits_jax.checkpoints import CheckpointError, read_latest
 from digits_jax.errors import DigitsJaxError
 from digits_jax.surgery import first_mismatch
 
@@ -105,7 +105,7 @@ def load_classifier(workdir: str | Path) -> LoadedClassifier:
     workdir = Path(workdir)
     if not workdir.is_dir():
         raise CheckpointError(f"model directory not found: {workdir}")
-    params, meta = export.load(workdir) or _restore(workdir)
+    params, meta = export.load(workdir) or read_latest(workdir)
     if meta.get("task") != "classifier":
         raise CheckpointError(f"{workdir} holds a {meta.get('task')} run, not a classifier")
     config = config_lib.from_json(meta.get("config", {}))
@@ -118,16 +118,6 @@ def load_classifier(workdir: str | Path) -> LoadedClassifier:
         raise CheckpointError(f"{workdir} is not this classifier's architecture ({problem})")
     detector = pair_detector.load(workdir, meta.get("epoch"))
     return LoadedClassifier(model, jax.device_put(params), meta, workdir, detector)
-
-
-def _restore(workdir: Path) -> tuple[Any, dict[str, Any]]:
-    """The latest checkpoint's parameters and metadata, through Orbax."""
-    ckpts = Checkpoints(workdir, create=False)
-    try:
-        meta = ckpts.meta()
-        return ckpts.raw_state()["params"] if meta.get("task") == "classifier" else {}, meta
-    finally:
-        ckpts.close()
 
 
 def load_ensemble(workdirs: Sequence[str | Path]) -> Ensemble:

@@ -28,7 +28,7 @@ from digits_jax import (
     surgery,
     training_loop,
 )
-from digits_jax.checkpoints import CheckpointError, Checkpoints
+from digits_jax.checkpoints import CheckpointError, read_latest
 from digits_jax.input_pipeline import DeviceSplit, load_device_split, to_float
 
 
@@ -161,14 +161,12 @@ def make_calibrated_evaluation(holdout: DeviceSplit, test: DeviceSplit):
 
 def load_dae_params(dae_workdir: str | Path) -> Any:
     """The parameters of a DAE workdir's latest checkpoint; refuses other kinds of run."""
-    ckpts = Checkpoints(dae_workdir, create=False)
-    try:
-        task = ckpts.meta().get("task")
-        if task != "dae":
-            raise CheckpointError(f"--init-from {dae_workdir} holds a {task} run, not a DAE")
-        return ckpts.raw_state()["params"]
-    finally:
-        ckpts.close()
+    params, meta = read_latest(dae_workdir)
+    if meta.get("task") != "dae":
+        raise CheckpointError(
+            f"--init-from {dae_workdir} holds a {meta.get('task')} run, not a DAE"
+        )
+    return params
 
 
 def train_and_evaluate(
