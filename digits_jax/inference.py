@@ -68,16 +68,22 @@ class LoadedClassifier:
         """Logits (N, 10) for float images in [0, 1] (see ``outputs``)."""
         return self.outputs(images, view)[:, :10]
 
+    def read(self, images: np.ndarray, tta: int = 1) -> tuple[np.ndarray, np.ndarray | None]:
+        """Calibrated probabilities (N, 10), averaged over the first ``tta`` views, and
+        p(two fused digits) (N,) or None when the run has no detector: one pass for both."""
+        first = self.outputs(images)
+        views = [first[:, :10]] + [self.logits(images, view) for view in range(1, tta)]
+        probs = np.mean([calibration.softmax(v, self.temperature) for v in views], axis=0)
+        pair = None if self.detector is None else self.detector.probability(first[:, 10:])
+        return probs, pair
+
     def probabilities(self, images: np.ndarray, tta: int = 1) -> np.ndarray:
         """Calibrated probabilities (N, 10), averaged over the first ``tta`` views."""
-        views = [self.logits(images, view) for view in range(tta)]
-        return np.mean([calibration.softmax(v, self.temperature) for v in views], axis=0)
+        return self.read(images, tta)[0]
 
     def pair_probability(self, images: np.ndarray) -> np.ndarray | None:
         """p(two fused digits) for each crop, or None when the run has no detector."""
-        if self.detector is None:
-            return None
-        return self.detector.probability(self.outputs(images)[:, 10:])
+        return self.read(images)[1]
 
 
 @dataclass
@@ -86,17 +92,23 @@ class Ensemble:
 
     members: list[LoadedClassifier]
 
-    def probabilities(self, images: np.ndarray, tta: int = 1) -> np.ndarray:
+    def read(self, images: np.ndarray, tta: int = 1) -> tuple[np.ndarray, np.ndarray | None]:
+        """The members' probabilities averaged, and their detectors' (None when none of
+        them has one)."""
         if len(images) == 0:
-            return np.zeros((0, 10), np.float32)
+            detector = any(m.detector is not None for m in self.members)
+            return np.zeros((0, 10), np.float32), np.zeros(0) if detector else None
         if not 1 <= tta <= MAX_TTA:
             raise DigitsJaxError(f"--tta must be between 1 and {MAX_TTA}, got {tta}")
-        return np.mean([m.probabilities(images, tta) for m in self.members], axis=0)
+        reads = [m.read(images, tta) for m in self.members]
+        found = [pair for _, pair in reads if pair is not None]
+        return np.mean([p for p, _ in reads], axis=0), np.mean(found, axis=0) if found else None
+
+    def probabilities(self, images: np.ndarray, tta: int = 1) -> np.ndarray:
+        return self.read(images, tta)[0]
 
     def pair_probability(self, images: np.ndarray) -> np.ndarray | None:
-        """The members' detectors averaged; None when none of them has one."""
-        found = [p for m in self.members if (p := m.pair_probability(images)) is not None]
-        return np.mean(found, axis=0) if found else None
+        return self.read(images)[1]
 
 
 def load_classifier(workdir: str | Path) -> LoadedClassifier:

@@ -91,6 +91,13 @@ def probabilities(model: Any, crops: list[np.ndarray], tta: int = 1) -> np.ndarr
     return model.probabilities(np.stack(crops), tta)
 
 
+def _read(model: Any, crops: list[np.ndarray], tta: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Probabilities (N, 10) and p(two digits) (N,) or None (no detector) in one pass."""
+    if not crops:
+        return np.zeros((0, 10), np.float32), None
+    return model.read(np.stack(crops), tta)
+
+
 def _line_result(digits: list[Digit], probs: np.ndarray, min_confidence: float) -> ReadLine:
     read = [
         ReadDigit(int(p.argmax()), round(float(p.max()), 6), tuple(int(v) for v in d.box))
@@ -131,7 +138,8 @@ def resolve_alternatives(
     lines: list[list[Digit]], model: Any, tta: int = 1
 ) -> tuple[list[list[Digit]], np.ndarray]:
     """The lines with extraction's alternative readings decided by the model, and the
-    probabilities (N, 10) of their digits in order (all crops classified in one batch).
+    probabilities (N, 10) of their digits in order (the digits and their unions with a
+    neighbour read in one pass, the pieces of those the detector calls two in another).
 
     Two neighbours become one digit when their union is confidently one digit (more so
     than the less sure of the two) and the pair detector does not call it two; a wide
@@ -139,21 +147,17 @@ def resolve_alternatives(
     pieces of one of its cuts confidently (the cut whose less sure piece is surest).
     A model without a pair detector leaves the lines as extracted."""
     flat = [d for line in lines for d in line]
-    joins = [d for d in flat if d.joined is not None]
+    unions = [d.joined for d in flat if d.joined is not None]
     wide = [d for d in flat if d.splits is not None]  # their cuts are worked out if asked
-    pair = None
-    if joins or wide:
-        crops = [d.joined.crop for d in joins] + [d.crop for d in wide]
-        pair = model.pair_probability(np.stack(crops))
-    if pair is None:
-        return lines, probabilities(model, [d.crop for d in flat], tta)
-    unions = [d.joined for d in joins]
-    pair_of = dict(zip(map(id, unions + wide), pair, strict=True))
+    first = flat + unions
+    first_probs, pair = _read(model, [d.crop for d in first], tta)
+    if pair is None or not (unions or wide):
+        return lines, first_probs[: len(flat)]
+    pair_of = dict(zip(map(id, first), pair, strict=True))
     candidates = [d for d in wide if pair_of[id(d)] >= SPLIT_PAIR_PROBABILITY]
     pieces = [p for d in candidates for split in d.splits for p in split]
-    scored = flat + unions + pieces
-    scored_probs = probabilities(model, [d.crop for d in scored], tta)
-    probs_of = dict(zip(map(id, scored), scored_probs, strict=True))
+    piece_probs = probabilities(model, [d.crop for d in pieces], tta)
+    probs_of = dict(zip(map(id, first + pieces), [*first_probs, *piece_probs], strict=True))
     sure = {key: float(p.max()) for key, p in probs_of.items()}
     to_split = {id(d) for d in candidates}
 

@@ -203,7 +203,10 @@ class _ScriptedModel:
     def pair_probability(self, images):
         if self.pairs is None:
             return None
-        return np.array([self.pairs[round(float(image[0, 0]) * 1000)] for image in images])
+        return np.array([self.pairs.get(round(float(image[0, 0]) * 1000), 0.0) for image in images])
+
+    def read(self, images, tta=1):
+        return self.probabilities(images, tta), self.pair_probability(images)
 
 
 def _ids(line):
