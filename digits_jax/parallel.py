@@ -77,6 +77,12 @@ def replicate(tree: Any, mesh: Mesh | None) -> Any:
     return jax.tree.map(put, tree)
 
 
+def local_copy(tree: Any) -> Any:
+    """A host (numpy) copy of replicated arrays, read from this process's own shard: a
+    multi-process array cannot be fetched whole by one process (``jax.device_get``)."""
+    return jax.tree.map(lambda x: np.asarray(x.addressable_data(0)), tree)
+
+
 def check_divisible(batch_size: int, mesh: Mesh | None, what: str = "batch_size") -> None:
     if mesh is not None and batch_size % mesh.size:
         raise DigitsJaxError(

@@ -25,6 +25,7 @@ from digits_jax import (
     input_pipeline,
     models,
     pair_detector,
+    parallel,
     surgery,
     training_loop,
 )
@@ -108,7 +109,9 @@ def task_for(config: ml_collections.ConfigDict) -> training_loop.Task:
     """One Task per config, so compiled steps are reused across calls with the same config."""
     key = config.to_json(sort_keys=True)
     if key not in _TASKS:
-        _TASKS[key] = training_loop.Task("classifier", make_train_step(config), eval_step)
+        _TASKS[key] = training_loop.Task(
+            "classifier", make_train_step(config), eval_step, serving_copy=True
+        )
     return _TASKS[key]
 
 
@@ -197,7 +200,8 @@ def train_and_evaluate(
         task_for(config), state, config, workdir, train, test, meta, evaluate_epoch
     )
     if last and jax.process_index() == 0:
-        export.ensure(workdir)
+        if jax.process_count() == 1:  # one process may open the checkpoints on its own
+            export.ensure(workdir)  # (a workdir trained before the serving copy existed)
         if config.pair_detector_examples:
             ensure_pair_detector(workdir, state, train, config, int(last["epoch"]))
     return last
@@ -213,7 +217,7 @@ def ensure_pair_detector(
     """Fits the "two digits" detector on the final encoder unless it is already there."""
     if pair_detector.load(workdir, epoch) is not None:
         return
-    encoder = jax.device_get(state.params["encoder"])
+    encoder = parallel.local_copy(state.params["encoder"])
     pair_detector.fit_and_save(
         workdir,
         encoder,

@@ -25,7 +25,7 @@ import optax
 from flax.training import train_state
 from tqdm.auto import tqdm
 
-from digits_jax import config_lib, input_pipeline, parallel, plots
+from digits_jax import config_lib, export, input_pipeline, parallel, plots
 from digits_jax.checkpoints import CheckpointError, Checkpoints
 from digits_jax.input_pipeline import DeviceSplit
 
@@ -48,6 +48,8 @@ class Task:
     name: str
     train_step: TrainStep
     eval_step: EvalStep
+    # Write the parameters' serving copy (``export``) beside each checkpoint.
+    serving_copy: bool = False
 
 
 def create_learning_rate_fn(
@@ -295,8 +297,11 @@ def run(
             figures = evaluate_epoch(state)
         last = {"epoch": epoch, **train_metrics, **figures, "epoch_s": round(train_s, 3)}
         rows.append(last)
-        ckpts.save(epoch, state, {**meta, **figures, "task": task.name, "epoch": epoch})
+        saved = {**meta, **figures, "task": task.name, "epoch": epoch}
+        ckpts.save(epoch, state, saved)
         if jax.process_index() == 0:  # one writer for the files beside the checkpoints
+            if task.serving_copy:
+                export.save(workdir, parallel.local_copy(state.params), saved)
             _write_metrics(workdir, rows)
             plots.plot_curves(rows, workdir / CURVES_FILE, title=f"{task.name}: {workdir.name}")
             log(_format(last))

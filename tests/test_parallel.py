@@ -6,9 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from digits_jax import parallel
+from digits_jax import export, parallel
 from digits_jax.errors import DigitsJaxError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -121,3 +122,9 @@ def test_two_processes_on_localhost_match_one(tmp_path):
     for a, b in zip(one, two, strict=True):
         assert b["test_loss"] == pytest.approx(a["test_loss"], rel=1e-4)
         assert b["test_accuracy"] == pytest.approx(a["test_accuracy"], abs=1e-6)
+    # Process 0 wrote the serving copy from its own replica, without opening the checkpoints
+    # alone (that waited on the other process and failed the shutdown barrier).
+    (p_one, meta_one), (p_two, meta_two) = (export.load(tmp_path / r) for r in ("one", "two"))
+    assert meta_one["epoch"] == meta_two["epoch"] == 2
+    for key, value in export.flatten(p_one).items():
+        np.testing.assert_allclose(export.flatten(p_two)[key], value, rtol=1e-4, atol=1e-6)
