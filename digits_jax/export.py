@@ -63,15 +63,20 @@ def unflatten(flat: Mapping[str, np.ndarray]) -> dict[str, Any]:
     return tree
 
 
-def save(workdir: str | Path, params: Mapping[str, Any], meta: Mapping[str, Any]) -> Path:
-    """Writes ``model.npz`` atomically: a reader sees the old copy or the new, never half."""
-    buffer = io.BytesIO()
-    np.savez(buffer, **flatten(params), **{_META: np.array(json.dumps(dict(meta)))})
-    path = Path(workdir) / FILE
-    tmp = path.with_suffix(".npz.tmp")
-    tmp.write_bytes(buffer.getvalue())
+def write_atomically(path: Path, data: bytes) -> Path:
+    """Writes a file beside the checkpoints so that a reader sees the old version or the
+    new, never half of one (training may rewrite it while ``read`` loads it)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
     tmp.replace(path)
     return path
+
+
+def save(workdir: str | Path, params: Mapping[str, Any], meta: Mapping[str, Any]) -> Path:
+    """Writes ``model.npz`` (atomically)."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **flatten(params), **{_META: np.array(json.dumps(dict(meta)))})
+    return write_atomically(Path(workdir) / FILE, buffer.getvalue())
 
 
 def load(workdir: str | Path) -> tuple[dict[str, Any], dict[str, Any]] | None:

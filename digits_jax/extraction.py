@@ -22,8 +22,8 @@ Each step is chosen to hold on photos never seen before rather than tuned to a f
    each look like a digit (or a straight 1), else, for blobs several digits wide, at
    the weakest single-stroke columns;
 5. alternatives that ink alone cannot decide, for a recogniser (``reading``): each blob
-   at least 0.75 as wide as tall also as two pieces (the least-ink cut at each slant),
-   and close neighbours also as one digit;
+   at least 0.75 as wide as tall also as two pieces (at each slant, the least-ink cut
+   and cuts at fixed shares of the ink), and close neighbours also as one digit;
 6. reading order (layout.group_lines) and MNIST normalisation (mnist_format.to_mnist).
 """
 

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from digits_jax import models
+from digits_jax import export, models
 
 FILE = "pair_detector.json"
 _FIT_STEPS = 500
@@ -104,12 +104,8 @@ def fit(
 
 
 def save(detector: PairDetector, workdir: str | Path) -> Path:
-    """Writes ``pair_detector.json`` atomically (a reader never sees half a file)."""
-    path = Path(workdir) / FILE
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(detector.to_json()))
-    tmp.replace(path)
-    return path
+    """Writes ``pair_detector.json`` (atomically)."""
+    return export.write_atomically(Path(workdir) / FILE, json.dumps(detector.to_json()).encode())
 
 
 def load(workdir: str | Path, epoch: int | None) -> PairDetector | None:

@@ -84,18 +84,17 @@ def extract_page(path: str | Path) -> ExtractedPage:
     return ExtractedPage(str(path), image, scale, extract_digits(image, scale))
 
 
-def probabilities(model: Any, crops: list[np.ndarray], tta: int = 1) -> np.ndarray:
-    """Probabilities (N, 10) for 28x28 crops from a model or ensemble (``.probabilities``)."""
-    if not crops:
-        return np.zeros((0, 10), np.float32)
-    return model.probabilities(np.stack(crops), tta)
-
-
 def _read(model: Any, crops: list[np.ndarray], tta: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """Probabilities (N, 10) and p(two digits) (N,) or None (no detector) in one pass."""
+    """Probabilities (N, 10) and p(two digits) (N,) or None (no detector) for 28x28 crops,
+    in one pass of a model or ensemble (``.read``)."""
     if not crops:
         return np.zeros((0, 10), np.float32), None
     return model.read(np.stack(crops), tta)
+
+
+def probabilities(model: Any, crops: list[np.ndarray], tta: int = 1) -> np.ndarray:
+    """Probabilities (N, 10) for 28x28 crops from a model or ensemble."""
+    return _read(model, crops, tta)[0]
 
 
 def _line_result(digits: list[Digit], probs: np.ndarray, min_confidence: float) -> ReadLine:
