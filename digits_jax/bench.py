@@ -1,4 +1,4 @@
-"""Speed benchmarks: training and inference throughput, optionally against PyTorch.
+"""Speed benchmarks: training and inference throughput, read wall time, against PyTorch.
 
 Training is timed through the project's own compiled path (``training_loop._train_chunk``:
 one ``lax.scan`` over ``steps_per_call`` real train steps, donated state, uint8 images
@@ -33,7 +33,16 @@ from typing import Any
 import jax
 import numpy as np
 
-from digits_jax import config_lib, inference, input_pipeline, pretrain, train, training_loop
+from digits_jax import (
+    config_lib,
+    export,
+    inference,
+    input_pipeline,
+    numpy_classifier,
+    pretrain,
+    train,
+    training_loop,
+)
 from digits_jax import models as nets
 from digits_jax.errors import DigitsJaxError
 
@@ -41,6 +50,8 @@ MODELS = ("classifier", "dae")
 EPOCH_EXAMPLES = 60_000  # MNIST's training split
 DEFAULT_BATCH = 64  # both default configs
 INFERENCE_BATCH = 512  # inference.LoadedClassifier.logits' batch
+SAMPLE_PAGE = Path(__file__).resolve().parent / "assets" / "sample_page.jpg"
+DEFAULT_READ_MODEL = Path("workdirs/classifier")  # what make demo trains
 DEFAULT_TORCH_SCRIPT = Path(__file__).resolve().parent.parent / ".." / "shared" / "bench"
 DEFAULT_TORCH_SCRIPT = (DEFAULT_TORCH_SCRIPT / "torch_reference.py").resolve()
 
@@ -179,32 +190,67 @@ def time_training(
     }
 
 
+def _timed_inference(
+    call: Callable[[], Any], compile_s: float, batch: int, seconds: float, calls: int
+) -> dict[str, Any]:
+    def timed() -> None:
+        out = None
+        for _ in range(calls):
+            out = call()
+        jax.block_until_ready(out)  # JAX dispatches asynchronously: wait for the last
+
+    n_calls, total, best = _timed_calls(timed, seconds)
+    return {
+        "batch": batch,
+        "compile_s": round(compile_s, 3),
+        "images_per_s": round(n_calls * calls * batch / total, 1),
+        "best_call_images_per_s": round(calls * batch / best, 1),
+    }
+
+
 def time_inference(
     conv_impl: str, batch: int, seconds: float, calls_per_timing: int = 10
 ) -> dict[str, Any]:
-    """Classifier logits per second of the jitted apply ``inference`` uses (no TTA view)."""
-    model = nets.Classifier(conv_impl=conv_impl)
+    """Classifier outputs per second: the jitted apply ``inference`` uses on JAX (no TTA
+    view), or with ``conv_impl="numpy"`` the NumPy forward ``read`` uses by default."""
+    model = nets.Classifier(conv_impl="xla" if conv_impl == "numpy" else conv_impl)
     params = nets.init_params(model, jax.random.PRNGKey(0))
-    images = jax.random.uniform(jax.random.PRNGKey(1), (batch, 28, 28, 1))
-
-    def call() -> None:
-        out = None
-        for _ in range(calls_per_timing):
-            out = inference._apply(model, params, images, 0)
-        jax.block_until_ready(out)
-
+    images = np.random.default_rng(1).random((batch, 28, 28, 1), np.float32)
+    if conv_impl == "numpy":
+        arrays = export.unflatten(export.flatten(params))
+        call = lambda: numpy_classifier.outputs(arrays, images)  # noqa: E731
+        row = _timed_inference(call, 0.0, batch, seconds, calls_per_timing)
+        return {"model": "classifier", "backend": "numpy", "conv_impl": "numpy", **row}
+    images = jax.device_put(images)
+    call = lambda: inference.jax_outputs(model, params, images)  # noqa: E731
     began = time.perf_counter()
-    jax.block_until_ready(inference._apply(model, params, images, 0))
+    jax.block_until_ready(call())
     compile_s = time.perf_counter() - began
-    calls, total, best = _timed_calls(call, seconds)
-    n = calls * calls_per_timing * batch
+    row = _timed_inference(call, compile_s, batch, seconds, calls_per_timing)
+    return {"model": "classifier", "backend": "jax", "conv_impl": conv_impl, **row}
+
+
+def time_read(model_dir: str | Path, runs: int = 5, photo: Path = SAMPLE_PAGE) -> dict[str, Any]:
+    """Wall time of ``digits-jax read PHOTO --model DIR`` as a user runs it (a new process
+    each time, start-up included), after one untimed run that warms the disk caches."""
+    command = [sys.executable, "-c", "from digits_jax.cli import entry; entry()"]
+    command += ["read", str(photo), "--model", str(model_dir)]
+    walls = []
+    for i in range(runs + 1):
+        began = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True)
+        wall = time.perf_counter() - began
+        if done.returncode != 0:
+            raise DigitsJaxError(f"digits-jax read failed: {done.stderr.strip()[-300:]}")
+        if i:
+            walls.append(round(wall, 3))
     return {
-        "model": "classifier",
-        "conv_impl": conv_impl,
-        "batch": batch,
-        "compile_s": round(compile_s, 3),
-        "images_per_s": round(n / total, 1),
-        "best_call_images_per_s": round(calls_per_timing * batch / best, 1),
+        "photo": str(photo),
+        "model": str(model_dir),
+        "runs": runs,
+        "wall_s": walls,
+        "median_s": float(np.median(walls)),
+        "text": done.stdout.strip().splitlines(),
     }
 
 
@@ -268,6 +314,8 @@ def run_benchmarks(
     epoch_batch: int = DEFAULT_BATCH,
     inference_batch: int = INFERENCE_BATCH,
     epoch: bool = True,
+    read_model: str | Path | None = None,
+    read_runs: int = 5,
     command: str | None = None,
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
@@ -278,6 +326,8 @@ def run_benchmarks(
     (the reference has none);
     the epoch rows (``epoch=False`` skips them) use the default configs as they are
     (the classifier's augmentation included) at ``epoch_batch`` with ``conv_impl="auto"``.
+    ``read_model`` (a trained classifier workdir) adds the wall time of ``digits-jax
+    read`` on the sample page; None skips it.
     """
     log = log or (lambda _message: None)
     conv_impls = list(conv_impls)
@@ -332,7 +382,10 @@ def run_benchmarks(
             }
         )
         log(f"epoch {model:10s}: {epochs[-1]['epoch_s']:.1f} s")
-    inference = [time_inference(impl, inference_batch, seconds) for impl in conv_impls]
+    inference = [time_inference(impl, inference_batch, seconds) for impl in [*conv_impls, "numpy"]]
+    read = time_read(read_model, read_runs) if read_model is not None else None
+    if read is not None:
+        log(f"digits-jax read: median {read['median_s']:.2f} s over {read_runs} runs")
     return {
         "command": command if command is not None else shlex.join(sys.argv),
         "machine": machine_info(),
@@ -349,6 +402,7 @@ def run_benchmarks(
         "train": rows,
         "epoch": epochs,
         "inference": inference,
+        "read": read if read is not None else {"skipped": "no trained model given"},
         "torch": (
             {**torch_meta, "script": str(compare_torch), "results": torch_rows}
             if torch_skip is None
@@ -409,11 +463,20 @@ def format_table(result: dict[str, Any]) -> str:
             f"  {e['model']:<11}{e['epoch_s']:7.1f} s  ({e['examples']} images, batch "
             f"{e['batch']}, {e['conv_impl']}, {e['config']}, {e['images_per_s']:.0f}/s)"
         )
-    lines += ["", "classifier inference (jitted apply):"]
+    lines += ["", "classifier inference (logits and features; JAX: the jitted apply):"]
     for r in result["inference"]:
-        lines.append(
-            f"  {r['conv_impl']:<11}{r['images_per_s']:9.0f} images/s  (batch {r['batch']})"
-        )
+        name = "numpy" if r["backend"] == "numpy" else f"jax {r['conv_impl']}"
+        lines.append(f"  {name:<11}{r['images_per_s']:9.0f} images/s  (batch {r['batch']})")
+    read = result["read"]
+    if "skipped" in read:
+        lines += ["", f"digits-jax read timing skipped: {read['skipped']}"]
+    else:
+        walls = ", ".join(f"{w:.2f}" for w in read["wall_s"])
+        lines += [
+            "",
+            f"digits-jax read {read['photo']} --model {read['model']} (new process each):",
+            f"  median {read['median_s']:.2f} s  (runs: {walls} s)",
+        ]
     return "\n".join(lines)
 
 
@@ -438,12 +501,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--steps-per-call", type=int, default=20, help="train steps per compiled scan call"
     )
+    parser.add_argument(
+        "--read-model",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="a trained classifier workdir to time `digits-jax read` of the sample page with "
+        f"(default: {DEFAULT_READ_MODEL} when it exists, else that timing is skipped)",
+    )
+    parser.add_argument("--read-runs", type=int, default=5, help="timed runs of read")
 
 
 def main(args: argparse.Namespace) -> int:
     """Runs the benchmarks with parsed ``add_arguments`` flags and prints them."""
     if args.seconds <= 0 or args.steps_per_call <= 0 or any(b <= 0 for b in args.batches):
         raise DigitsJaxError("--seconds, --steps-per-call and --batches must be > 0")
+    if args.read_runs <= 0:
+        raise DigitsJaxError("--read-runs must be > 0")
+    read_model = args.read_model
+    if read_model is None and DEFAULT_READ_MODEL.is_dir():
+        read_model = DEFAULT_READ_MODEL
+    elif read_model is not None and not read_model.is_dir():
+        raise DigitsJaxError(f"--read-model: no such folder: {read_model}")
     result = run_benchmarks(
         models=args.models,
         batches=args.batches,
@@ -451,6 +530,8 @@ def main(args: argparse.Namespace) -> int:
         conv_impls=args.conv_impls,
         compare_torch=args.compare_torch,
         steps_per_call=args.steps_per_call,
+        read_model=read_model,
+        read_runs=args.read_runs,
         command=shlex.join(["digits-jax", "bench", *_argv_after("bench")]),
         log=lambda message: print(message, file=sys.stderr, flush=True),
     )

@@ -3,7 +3,8 @@
 The training state is saved as a plain state dict (``flax.serialization``), so a
 restore can be checked leaf by leaf against the state the current config builds
 before anything is loaded into it. Orbax is imported when a workdir's checkpoints are
-opened, not with this module: reading a photo loads the serving copy (``export``).
+opened (flax when a state is saved or restored), not with this module: reading a photo
+loads the serving copy (``export``) and needs neither.
 """
 
 from __future__ import annotations
@@ -12,10 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from flax import serialization
-
 from digits_jax.errors import DigitsJaxError
-from digits_jax.surgery import first_mismatch
 
 CHECKPOINT_SUBDIR = "checkpoints"
 
@@ -49,6 +47,8 @@ class Checkpoints:
 
     def save(self, epoch: int, state: Any, meta: dict[str, Any]) -> None:
         """Saves the state and its metadata (task, config) for ``epoch``; waits until written."""
+        from flax import serialization
+
         ocp = self._ocp
         args = ocp.args.Composite(
             state=ocp.args.StandardSave(serialization.to_state_dict(state)),
@@ -79,6 +79,10 @@ class Checkpoints:
 
     def restore(self, target: Any, epoch: int | None = None) -> Any:
         """Restores into ``target``'s structure; refuses a checkpoint that does not fit it."""
+        from flax import serialization
+
+        from digits_jax.surgery import first_mismatch
+
         raw = self.raw_state(epoch)
         expected = serialization.to_state_dict(target)
         problem = first_mismatch(_arrays(expected), _arrays(raw))

@@ -64,6 +64,14 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
         help="a classifier workdir; repeat for an ensemble "
         f"(default: {DEFAULT_WORKDIRS['classifier']}, which make demo trains)",
     )
+    parser.add_argument(
+        "--backend",
+        choices=("numpy", "jax"),
+        default="numpy",
+        help="what applies the network: numpy (default; no JAX start-up, fastest for a few "
+        "photos) or jax (the compiled Flax model: large batches, accelerators); TTA views "
+        "always run on JAX",
+    )
     _add_tta_flag(parser)
 
 
@@ -71,7 +79,7 @@ def _models(args: argparse.Namespace):
     """The ``--model`` workdirs (default: the one make demo trains) as an ensemble."""
     from digits_jax import inference
 
-    return inference.load_ensemble(args.model or [DEFAULT_WORKDIRS["classifier"]])
+    return inference.load_ensemble(args.model or [DEFAULT_WORKDIRS["classifier"]], args.backend)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -156,16 +164,6 @@ def _apply_data_flags(args: argparse.Namespace) -> None:
         os.environ["DIGITS_JAX_MNIST_DIR"] = str(args.mnist_dir)
 
 
-def _enable_compilation_cache() -> None:
-    """JAX's persistent compilation cache: a second ``read`` skips compiling."""
-    import jax
-
-    cache = Path(os.environ.get("DIGITS_JAX_CACHE_DIR", Path.home() / ".cache" / "digits-jax"))
-    jax.config.update("jax_compilation_cache_dir", str(cache / "jax"))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-
-
 def _load_config(args: argparse.Namespace, task: str):
     from digits_jax import config_lib, parallel
 
@@ -209,7 +207,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    _enable_compilation_cache()
     from digits_jax import inference
 
     workdirs = args.workdir or [DEFAULT_WORKDIRS["classifier"]]
@@ -258,13 +255,12 @@ def cmd_read(args: argparse.Namespace) -> int:
 
     from digits_jax import annotate, reading
 
-    # Extraction needs neither JAX nor the model: it runs in a thread while they load
-    # (OpenCV and NumPy release the GIL), which takes a quarter off a one-photo read.
-    # One task per photo, so a model that fails to load cancels the photos not yet begun.
+    # Extraction needs no model: it runs in a thread while the model loads (OpenCV and
+    # NumPy release the GIL), which hides JAX's start-up on the jax backend. One task per
+    # photo, so a model that fails to load cancels the photos not yet begun.
     pool = ThreadPoolExecutor(max_workers=1)
     try:
         futures = [pool.submit(reading.extract_or_error, photo) for photo in args.photos]
-        _enable_compilation_cache()
         model = _models(args)
         results, pages = reading.collect([future.result() for future in futures])
     finally:
@@ -346,7 +342,6 @@ def _image_files(inputs: list[Path]) -> list[Path]:
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
-    _enable_compilation_cache()
     from digits_jax import images, mnist_format, reading
 
     model = _models(args)

@@ -1,68 +1,118 @@
 """Loading trained classifiers from their workdirs and applying them.
 
-Used by ``evaluate`` and by everything that reads digits: only the parameters
-are restored, checked against the architecture before use. Confidences are
-temperature-calibrated when the run fitted a temperature; several workdirs make
-an ensemble (probabilities averaged), and ``tta`` averages fixed augmented views.
+Used by ``evaluate`` and by everything that reads digits: only the parameters are
+restored (the serving copy, ``export``, else the checkpoint), checked against the
+architecture before use. Two backends apply them: "numpy" (``numpy_classifier``), what
+``read`` and ``classify`` use by default, since a photo's few dozen crops cost
+milliseconds while importing JAX costs a second; and "jax", the jitted Flax module with
+the persistent compilation cache, what ``evaluate`` uses and every TTA view. Confidences
+are temperature-calibrated when the run fitted a temperature; several workdirs make an
+ensemble (probabilities averaged), and ``tta`` averages fixed augmented views.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from digits_jax import augment, calibration, config_lib, export, models, pair_detector
+from digits_jax import calibration, export, numpy_classifier, pair_detector
 from digits_jax.checkpoints import CheckpointError, read_latest
 from digits_jax.errors import DigitsJaxError
-from digits_jax.surgery import first_mismatch
 
-MAX_TTA = len(augment.TTA_VIEWS)
+BACKENDS = ("numpy", "jax")
+MAX_TTA = 9  # len(augment.TTA_VIEWS), held equal by a test (augment imports JAX)
+OUTPUT_WIDTH = 10 + numpy_classifier.FEATURES
 
 
-@functools.partial(jax.jit, static_argnums=(0, 3))
-def _apply(model: models.Classifier, params: Any, images: jax.Array, view: int) -> jax.Array:
-    """Logits and encoder features side by side, (N, 10 + 512): one compiled function
-    serves the classifier and the pair detector (a reader loads one executable)."""
-    logits, features = model.apply(
-        {"params": params}, augment.tta_view(images, view), features=True
-    )
-    return jnp.concatenate([logits, features], axis=-1)
+@functools.cache
+def enable_compilation_cache() -> None:
+    """JAX's persistent compilation cache: a second run skips compiling."""
+    import jax
+
+    cache = Path(os.environ.get("DIGITS_JAX_CACHE_DIR", Path.home() / ".cache" / "digits-jax"))
+    jax.config.update("jax_compilation_cache_dir", str(cache / "jax"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+@functools.cache
+def _jitted_outputs() -> Callable:
+    import jax
+    import jax.numpy as jnp
+
+    from digits_jax import augment
+
+    @functools.partial(jax.jit, static_argnums=(0, 3))
+    def outputs(model: Any, params: Any, images: jax.Array, view: int) -> jax.Array:
+        logits, features = model.apply(
+            {"params": params}, augment.tta_view(images, view), features=True
+        )
+        return jnp.concatenate([logits, features], axis=-1)
+
+    return outputs
+
+
+def jax_outputs(model: Any, params: Any, images: Any, view: int = 0) -> Any:
+    """Logits and encoder features side by side, (N, 10 + 512), of a ``models.Classifier``
+    for TTA view ``view``: one compiled function serves the classifier and the pair
+    detector (a reader loads one executable)."""
+    return _jitted_outputs()(model, params, images, view)
 
 
 @dataclass
 class LoadedClassifier:
-    """A classifier's parameters with the model that applies them."""
+    """A classifier's parameters (NumPy arrays) and the backend that applies them."""
 
-    model: models.Classifier
-    params: Any
+    params: dict[str, Any]
     meta: dict[str, Any]
     workdir: Path
     detector: pair_detector.PairDetector | None = None
+    backend: str = "numpy"
 
     @property
     def temperature(self) -> float:
         """The fitted calibration temperature (1.0 when the run held nothing out)."""
         return float(self.meta.get("temperature") or 1.0)
 
+    @functools.cached_property
+    def flax_model(self) -> tuple[Any, Any]:
+        """The Flax module the run's config builds and the parameters on the device (on
+        first use: it imports JAX)."""
+        enable_compilation_cache()
+        import jax
+
+        from digits_jax import config_lib, models
+
+        config = config_lib.from_json(self.meta.get("config", {}))
+        model = models.Classifier(
+            conv_impl=models.resolve_conv_impl(config.conv_impl, training=False),
+            dtype=models.compute_dtype(config.compute_dtype),
+        )
+        return model, jax.device_put(self.params)
+
     def outputs(self, images: np.ndarray, view: int = 0, batch_size: int = 512) -> np.ndarray:
         """Logits and encoder features (N, 10 + 512) for float images (N, 28, 28) or
-        (N, 28, 28, 1) in [0, 1], in batches.
+        (N, 28, 28, 1) in [0, 1].
 
-        Batches are padded to a power of two (at least 32), so photos with
+        On JAX, batches are padded to a power of two (at least 32), so photos with
         different digit counts reuse a few compiled shapes (and the disk cache).
         """
         images = np.asarray(images, np.float32)
         if images.ndim == 3:
             images = images[..., None]
-        apply = lambda batch: _apply(self.model, self.params, batch, view)  # noqa: E731
-        return models.apply_in_batches(apply, images, batch_size, width=10 + 512)
+        if self.backend == "numpy" and view == 0:
+            return numpy_classifier.outputs(self.params, images)
+        from digits_jax import models
+
+        model, params = self.flax_model
+        apply = lambda batch: jax_outputs(model, params, batch, view)  # noqa: E731
+        return models.apply_in_batches(apply, images, batch_size, width=OUTPUT_WIDTH)
 
     def logits(self, images: np.ndarray, view: int = 0) -> np.ndarray:
         """Logits (N, 10) for float images in [0, 1] (see ``outputs``)."""
@@ -111,32 +161,30 @@ class Ensemble:
         return self.read(images)[1]
 
 
-def load_classifier(workdir: str | Path) -> LoadedClassifier:
+def load_classifier(workdir: str | Path, backend: str = "numpy") -> LoadedClassifier:
     """The latest checkpoint of a classifier workdir (its serving copy when training wrote
     one, ``export``); clear errors for anything else."""
+    if backend not in BACKENDS:
+        raise DigitsJaxError(f"unknown backend {backend!r} (one of {', '.join(BACKENDS)})")
     workdir = Path(workdir)
     if not workdir.is_dir():
         raise CheckpointError(f"model directory not found: {workdir}")
     params, meta = export.load(workdir) or read_latest(workdir)
     if meta.get("task") != "classifier":
         raise CheckpointError(f"{workdir} holds a {meta.get('task')} run, not a classifier")
-    config = config_lib.from_json(meta.get("config", {}))
-    model = models.Classifier(
-        conv_impl=models.resolve_conv_impl(config.conv_impl, training=False),
-        dtype=models.compute_dtype(config.compute_dtype),
-    )
-    problem = first_mismatch(models.param_shapes(model), params)
+    flat = export.flatten(params)  # NumPy arrays, whichever file they came from
+    problem = numpy_classifier.first_mismatch(flat)
     if problem:
         raise CheckpointError(f"{workdir} is not this classifier's architecture ({problem})")
     detector = pair_detector.load(workdir, meta.get("epoch"))
-    return LoadedClassifier(model, jax.device_put(params), meta, workdir, detector)
+    return LoadedClassifier(export.unflatten(flat), meta, workdir, detector, backend)
 
 
-def load_ensemble(workdirs: Sequence[str | Path]) -> Ensemble:
+def load_ensemble(workdirs: Sequence[str | Path], backend: str = "numpy") -> Ensemble:
     """One or more classifier workdirs as an ensemble."""
     if not workdirs:
         raise DigitsJaxError("no model given")
-    return Ensemble([load_classifier(w) for w in workdirs])
+    return Ensemble([load_classifier(w, backend) for w in workdirs])
 
 
 def evaluate_workdirs(
@@ -145,7 +193,7 @@ def evaluate_workdirs(
     """Accuracy, loss (NLL) and calibration error of a model or ensemble on an MNIST split."""
     from digits_jax import data  # TFDS: only evaluation needs it
 
-    ensemble = load_ensemble(workdirs)
+    ensemble = load_ensemble(workdirs, backend="jax")
     images, labels = data.load_split(split)
     probs = ensemble.probabilities(images.astype(np.float32) / 255.0, tta)
     picked = np.clip(probs[np.arange(len(labels)), labels], 1e-12, 1.0)

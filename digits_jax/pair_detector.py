@@ -11,6 +11,7 @@ digits, two neighbours as one; ``reading.resolve_alternatives``).
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable
@@ -18,11 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from digits_jax import export, models
+from digits_jax import export
 
 FILE = "pair_detector.json"
 _FIT_STEPS = 500
@@ -50,23 +49,38 @@ class PairDetector:
         }
 
 
-@jax.jit
-def _features(params: Any, images: jax.Array) -> jax.Array:
-    z = models.Encoder(conv_impl="xla").apply({"params": params}, images)
-    return z.reshape(z.shape[0], -1)
+# Fitting runs on JAX; reading a page only loads a fitted detector and imports none of it.
+
+
+@functools.cache
+def _jitted_features() -> Callable:
+    import jax
+
+    from digits_jax import models
+
+    @jax.jit
+    def features(params: Any, images: jax.Array) -> jax.Array:
+        z = models.Encoder(conv_impl="xla").apply({"params": params}, images)
+        return z.reshape(z.shape[0], -1)
+
+    return features
 
 
 def encoder_features(encoder_params: Any, crops: np.ndarray, batch: int = 512) -> np.ndarray:
     """The 512 encoder features of (N, 28, 28) float crops in [0, 1], in padded batches."""
+    from digits_jax import models
+
     crops = np.asarray(crops, np.float32).reshape(-1, 28, 28, 1)
-    apply = lambda part: _features(encoder_params, jnp.asarray(part))  # noqa: E731
+    apply = functools.partial(_jitted_features(), encoder_params)
     return models.apply_in_batches(apply, crops, batch, width=512)
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, steps: int = _FIT_STEPS) -> tuple[np.ndarray, float]:
     """Logistic regression on standardised features (Adam, small L2), returned with the
     standardisation folded in: p = sigmoid(x . kernel + bias) on the raw features."""
-    import optax  # fitting only: reading a page need not import it
+    import jax
+    import jax.numpy as jnp
+    import optax
 
     mean, std = x.mean(0), x.std(0) + 1e-6
     xs, ys = jnp.asarray((x - mean) / std), jnp.asarray(y, jnp.float32)

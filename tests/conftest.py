@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from digits_jax import config_lib, input_pipeline
+from digits_jax import config_lib, export, input_pipeline
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -13,6 +13,14 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture
 def tiny_config():
     return config_lib.get_config(ROOT / "configs" / "tiny.py")
+
+
+def serving_workdir(path: Path, params, task: str = "classifier") -> Path:
+    """A workdir holding only a serving copy of ``params`` for epoch 1: a classifier for
+    the loading and reading mechanics without training one."""
+    (path / "checkpoints" / "1").mkdir(parents=True)
+    export.save(path, params, {"task": task, "epoch": 1, "config": {"conv_impl": "auto"}})
+    return path
 
 
 def _blob_digits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

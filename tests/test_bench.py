@@ -7,9 +7,12 @@ import json
 import subprocess
 import sys
 
+import jax
 import pytest
+from conftest import serving_workdir
 
 from digits_jax import bench, cli
+from digits_jax import models as nets
 from digits_jax.errors import DigitsJaxError
 
 TINY = {
@@ -48,7 +51,12 @@ def test_run_benchmarks_keys_and_positive_numbers(tiny_result):
     ]
     _sane_training_row(r["train"][0])
     assert r["epoch"] == []
-    assert r["inference"][0]["images_per_s"] > 0
+    assert [(i["backend"], i["conv_impl"]) for i in r["inference"]] == [
+        ("jax", "unfold"),
+        ("numpy", "numpy"),
+    ]
+    assert all(i["images_per_s"] > 0 for i in r["inference"])
+    assert r["read"] == {"skipped": "no trained model given"}
     assert r["torch"] == {"skipped": "not requested"}
     assert r["comparison"] == []
     json.dumps(r)  # the CLI's --json
@@ -58,6 +66,19 @@ def test_format_table_renders(tiny_result):
     text = bench.format_table(tiny_result)
     assert "training throughput" in text and "classifier" in text
     assert "time per epoch" in text and "inference" in text
+    assert "numpy" in text and "read timing skipped: no trained model given" in text
+    read = {"photo": "p.jpg", "model": "W", "runs": 2, "wall_s": [0.5, 0.7], "median_s": 0.6}
+    text = bench.format_table({**tiny_result, "read": read})
+    assert "digits-jax read p.jpg --model W" in text and "median 0.60 s" in text
+
+
+def test_read_timing_runs_the_real_command(tmp_path):
+    params = nets.init_params(nets.Classifier(), jax.random.PRNGKey(0))
+    row = bench.time_read(serving_workdir(tmp_path, params), runs=2)
+    assert row["runs"] == 2 and len(row["wall_s"]) == 2 and row["median_s"] > 0
+    assert len(row["text"]) == 3  # the sample page's three lines, read by an untrained net
+    with pytest.raises(DigitsJaxError, match=r"read failed.*model directory not found"):
+        bench.time_read(tmp_path / "nope", runs=1)
 
 
 def test_dae_training_row_is_real():
@@ -97,7 +118,8 @@ def no_timing(monkeypatch):
         }
 
     def fake_inference(conv_impl, batch, seconds):
-        return {"conv_impl": conv_impl, "batch": batch, "images_per_s": 1.0}
+        backend = "numpy" if conv_impl == "numpy" else "jax"
+        return {"backend": backend, "conv_impl": conv_impl, "batch": batch, "images_per_s": 1.0}
 
     monkeypatch.setattr(bench, "time_training", fake_training)
     monkeypatch.setattr(bench, "time_inference", fake_inference)
@@ -163,6 +185,10 @@ def test_cli_arguments_parse_and_reject_bad_values(capsys):
     bad = parser.parse_args(["--seconds", "0"])
     with pytest.raises(DigitsJaxError, match="must be > 0"):
         bench.main(bad)
+    with pytest.raises(DigitsJaxError, match="--read-runs must be > 0"):
+        bench.main(parser.parse_args(["--read-runs", "0"]))
+    with pytest.raises(DigitsJaxError, match="--read-model: no such folder: /nope"):
+        bench.main(parser.parse_args(["--read-model", "/nope"]))
     # Through the CLI: one line on stderr, exit 2.
     assert cli.main(["bench", "--seconds", "0"]) == 2
     err = capsys.readouterr().err.strip()

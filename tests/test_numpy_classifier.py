@@ -1,0 +1,54 @@
+"""The NumPy forward pass is the Flax classifier's twin: same parameters, same outputs."""
+
+import jax
+import numpy as np
+import pytest
+from flax import traverse_util
+
+from digits_jax import export, models, numpy_classifier
+
+
+@pytest.fixture(scope="module")
+def params():
+    flax_params = models.init_params(models.Classifier(conv_impl="xla"), jax.random.PRNGKey(3))
+    return export.unflatten(export.flatten(flax_params))
+
+
+@pytest.mark.parametrize("conv_impl", ["xla", "unfold"])
+def test_outputs_equal_the_flax_module(params, conv_impl):
+    images = np.random.default_rng(0).random((37, 28, 28, 1), np.float32)
+    logits, features = models.Classifier(conv_impl=conv_impl).apply(
+        {"params": params}, images, features=True
+    )
+    out = numpy_classifier.outputs(params, images, batch_size=16)  # three batches, one short
+    assert out.shape == (37, 10 + 512) and out.dtype == np.float32
+    np.testing.assert_allclose(out[:, :10], logits, atol=2e-5, rtol=1e-5)
+    np.testing.assert_allclose(out[:, 10:], features, atol=2e-5, rtol=1e-5)
+
+
+def test_parameter_table_is_the_flax_modules():
+    flat = traverse_util.flatten_dict(models.param_shapes(models.Classifier()), sep="/")
+    assert {k: tuple(v.shape) for k, v in flat.items()} == numpy_classifier.PARAM_SHAPES
+    assert {str(v.dtype) for v in flat.values()} == {"float32"}
+
+
+def test_grey_crops_without_a_channel_axis_and_no_crops(params):
+    images = np.random.default_rng(1).random((4, 28, 28), np.float32)
+    np.testing.assert_array_equal(
+        numpy_classifier.outputs(params, images),
+        numpy_classifier.outputs(params, images[..., None]),
+    )
+    assert numpy_classifier.outputs(params, np.zeros((0, 28, 28))).shape == (0, 522)
+
+
+def test_first_mismatch_names_the_parameter(params):
+    flat = export.flatten(params)
+    assert numpy_classifier.first_mismatch(flat) is None
+    del flat["head/bias"]
+    assert numpy_classifier.first_mismatch(flat) == "head/bias: missing"
+    flat = {**export.flatten(params), "head/extra": np.zeros(1, np.float32)}
+    assert numpy_classifier.first_mismatch(flat) == "head/extra: unexpected"
+    flat = {**export.flatten(params), "head/kernel": np.zeros((256, 10), np.float32)}
+    assert "shape (256, 10) where (512, 10)" in numpy_classifier.first_mismatch(flat)
+    flat = {**export.flatten(params), "head/bias": np.zeros(10, np.float64)}
+    assert "dtype float64" in numpy_classifier.first_mismatch(flat)
