@@ -10,7 +10,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from digits_jax.errors import DigitsJaxError
@@ -233,6 +233,16 @@ def _report_bad(path: str, message: str) -> None:
     )
 
 
+def _progress(items: list, unit: str) -> Iterable:
+    """A progress bar on stderr over several inputs (none for one, or when stderr is not a
+    terminal)."""
+    if len(items) < 2:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, unit=unit, disable=None, file=sys.stderr, leave=False)
+
+
 def _annotation_path(out: Path, photo: str, several: bool) -> Path:
     return out / f"{Path(photo).stem}_read.jpg" if several else out
 
@@ -262,7 +272,8 @@ def cmd_read(args: argparse.Namespace) -> int:
     try:
         futures = [pool.submit(reading.extract_or_error, photo) for photo in args.photos]
         model = _models(args)
-        results, pages = reading.collect([future.result() for future in futures])
+        extracted = [future.result() for future in _progress(futures, "photo")]
+        results, pages = reading.collect(extracted)
     finally:
         pool.shutdown(cancel_futures=True)
     reading.classify_pages(results, pages, model, args.min_confidence, args.tta)
@@ -345,14 +356,15 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from digits_jax import images, mnist_format, reading
 
     model = _models(args)
-    paths, crops, failed = [], [], False
-    for path in _image_files(args.inputs):
+    paths, crops, bad = [], [], []
+    for path in _progress(_image_files(args.inputs), "image"):
         try:
             crops.append(mnist_format.normalise_digit_image(images.load_image(path)))
             paths.append(path)
         except DigitsJaxError as error:
-            _report_bad(str(path), str(error))
-            failed = True
+            bad.append((str(path), str(error)))
+    for path, message in bad:  # after the progress bar is gone
+        _report_bad(path, message)
     probs = reading.probabilities(model, crops, args.tta)
     rows = [
         {"path": str(p), "digit": int(pr.argmax()), "confidence": round(float(pr.max()), 4)}
@@ -363,7 +375,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     else:
         for row in rows:
             print(f"{row['path']}: {row['digit']} ({100 * row['confidence']:.1f}%)")
-    return EXIT_BAD_IMAGE if failed else 0
+    return EXIT_BAD_IMAGE if bad else 0
 
 
 def _split_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:

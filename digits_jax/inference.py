@@ -81,9 +81,9 @@ class LoadedClassifier:
         return float(self.meta.get("temperature") or 1.0)
 
     @functools.cached_property
-    def flax_model(self) -> tuple[Any, Any]:
-        """The Flax module the run's config builds and the parameters on the device (on
-        first use: it imports JAX)."""
+    def jax_state(self) -> tuple[Any, Any]:
+        """(the Flax module the run's config builds, the parameters on the device), made
+        on first use: it imports JAX."""
         enable_compilation_cache()
         import jax
 
@@ -100,17 +100,18 @@ class LoadedClassifier:
         """Logits and encoder features (N, 10 + 512) for float images (N, 28, 28) or
         (N, 28, 28, 1) in [0, 1].
 
-        On JAX, batches are padded to a power of two (at least 32), so photos with
-        different digit counts reuse a few compiled shapes (and the disk cache).
+        On JAX (``backend="jax"`` or a TTA view), batches are padded to a power of two
+        (at least 32), so photos with different digit counts reuse a few compiled shapes
+        (and the disk cache).
         """
         images = np.asarray(images, np.float32)
         if images.ndim == 3:
             images = images[..., None]
         if self.backend == "numpy" and view == 0:
-            return numpy_classifier.outputs(self.params, images)
+            return numpy_classifier.outputs(self.params, images, batch_size)
         from digits_jax import models
 
-        model, params = self.flax_model
+        model, params = self.jax_state
         apply = lambda batch: jax_outputs(model, params, batch, view)  # noqa: E731
         return models.apply_in_batches(apply, images, batch_size, width=OUTPUT_WIDTH)
 

@@ -363,15 +363,6 @@ def apply_in_batches(
     return np.concatenate(out) if out else np.zeros((0, width), np.float32)
 
 
-def param_shapes(model: nn.Module) -> dict:
-    """The parameters' shapes and dtypes, without computing any of them."""
-    # Abstract inputs: concrete ones would each compile a small computation (a reader's
-    # start-up pays for every one).
-    rng = jax.ShapeDtypeStruct((2,), jnp.uint32)
-    dummy = jax.ShapeDtypeStruct((1, 28, 28, 1), jnp.float32)
-    return jax.eval_shape(lambda r, x: model.init(r, x)["params"], rng, dummy)
-
-
 def compute_dtype(name: str) -> jnp.dtype | None:
     """The activation dtype a config names (None: float32 throughout)."""
     return jnp.bfloat16 if name == "bfloat16" else None

@@ -127,3 +127,10 @@ def test_console_script_error_has_no_traceback(tmp_path):
     result = _run("evaluate", "--workdir", str(tmp_path / "missing"))
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_progress_bar_only_over_several_inputs_on_a_terminal():
+    assert cli._progress(["a.jpg"], "photo") == ["a.jpg"]
+    bar = cli._progress(["a.jpg", "b.jpg"], "photo")
+    assert list(bar) == ["a.jpg", "b.jpg"]
+    assert bar.disable  # pytest's captured stderr is not a terminal: no bar in logs

@@ -186,6 +186,21 @@ def test_min_confidence_marks_unsure_digits(reader_model, capsys):
     assert cli.main(["read", sample, "--model", str(workdir), "--tta", "99"]) == 2
 
 
+def test_both_backends_read_the_same(reader_model, capsys):
+    workdir, _ = reader_model
+    documents = []
+    for backend in ("numpy", "jax"):
+        argv = ["read", str(ASSETS / "sample_page.jpg"), "--model", str(workdir), "--json"]
+        assert cli.main([*argv, "--backend", backend]) == 0
+        documents.append(json.loads(capsys.readouterr().out)["images"][0]["lines"])
+    numpy_doc, jax_doc = documents
+    assert [line["text"] for line in numpy_doc] == [line["text"] for line in jax_doc]
+    for a, b in zip(numpy_doc, jax_doc, strict=True):
+        for da, db in zip(a["digits"], b["digits"], strict=True):
+            assert da["box"] == db["box"]
+            assert da["confidence"] == pytest.approx(db["confidence"], abs=1e-4)
+
+
 class _ScriptedModel:
     """A stand-in model whose answers are set per crop: each crop's first pixel is its key."""
 
