@@ -18,8 +18,9 @@ from digits_jax.errors import DigitsJaxError
 DEFAULT_WORKDIRS = {"dae": Path("workdirs/dae"), "classifier": Path("workdirs/classifier")}
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 # Exit codes: 0 success (an empty page too), 1 internal error, 2 usage or model error,
-# 3 some input images could not be read (the others were).
+# 3 some input images could not be read (the others were), 141 stdout's reader went away.
 EXIT_BAD_IMAGE = 3
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a command killed by it
 
 
 def _add_data_flags(parser: argparse.ArgumentParser) -> None:
@@ -127,21 +128,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_bench)
 
     p = sub.add_parser("read", help="read the handwritten digits in photos, line by line")
-    p.add_argument("photos", nargs="+", type=Path, metavar="PHOTO")
+    p.add_argument("photos", nargs="+", type=Path, metavar="PHOTO|DIR")
     _add_model_flags(p)
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
     p.add_argument(
         "--annotate",
         type=Path,
         metavar="OUT",
-        help="draw boxes and digits (file, or folder for several photos)",
+        help="draw boxes and digits (file, or folder for several photos or a folder's)",
     )
     p.add_argument("--crops", type=Path, metavar="DIR", help="save the 28x28 crops as PNG")
     p.add_argument("--min-confidence", type=float, default=0.0, metavar="P", help="print ? below P")
     p.set_defaults(run=cmd_read)
 
     p = sub.add_parser("extract", help="find the digits in a photo, without a model")
-    p.add_argument("photos", nargs="+", type=Path, metavar="PHOTO")
+    p.add_argument("photos", nargs="+", type=Path, metavar="PHOTO|DIR")
     p.add_argument("--crops", type=Path, metavar="DIR", help="save the 28x28 crops as PNG")
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
     p.set_defaults(run=cmd_extract)
@@ -261,6 +262,7 @@ def cmd_bench(argv: list[str]) -> int:
 def cmd_read(args: argparse.Namespace) -> int:
     if not 0.0 <= args.min_confidence <= 1.0:
         raise DigitsJaxError("--min-confidence must be between 0 and 1")
+    photos = _image_files(args.photos)
     from concurrent.futures import ThreadPoolExecutor
 
     from digits_jax import annotate, reading
@@ -270,7 +272,7 @@ def cmd_read(args: argparse.Namespace) -> int:
     # photo, so a model that fails to load cancels the photos not yet begun.
     pool = ThreadPoolExecutor(max_workers=1)
     try:
-        futures = [pool.submit(reading.extract_or_error, photo) for photo in args.photos]
+        futures = [pool.submit(reading.extract_or_error, photo) for photo in photos]
         model = _models(args)
         extracted = [future.result() for future in _progress(futures, "photo")]
         results, pages = reading.collect(extracted)
@@ -278,7 +280,7 @@ def cmd_read(args: argparse.Namespace) -> int:
         pool.shutdown(cancel_futures=True)
     reading.classify_pages(results, pages, model, args.min_confidence, args.tta)
     by_path = {page.path: page for page in pages}
-    several = len(args.photos) > 1
+    several = len(photos) > 1 or any(p.is_dir() for p in args.photos)
     for result in results:
         if result.error:
             _report_bad(result.path, result.error)
@@ -315,7 +317,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
     from digits_jax import annotate, reading
 
     documents, failed = [], False
-    for photo in args.photos:
+    for photo in _image_files(args.photos):
         result, page = reading.extract_or_error(photo)
         if page is None:
             _report_bad(result.path, result.error)
@@ -415,6 +417,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("digits-jax: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # Whoever read stdout went away (``digits-jax read DIR | head``): stop quietly
+        # with a killed-by-SIGPIPE status, and let the exit's flush go nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except Exception as error:  # a bug, not bad input: one line unless asked for more
         if os.environ.get("DIGITS_JAX_DEBUG"):
             raise

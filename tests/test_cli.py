@@ -134,3 +134,19 @@ def test_progress_bar_only_over_several_inputs_on_a_terminal():
     bar = cli._progress(["a.jpg", "b.jpg"], "photo")
     assert list(bar) == ["a.jpg", "b.jpg"]
     assert bar.disable  # pytest's captured stderr is not a terminal: no bar in logs
+
+
+def test_a_reader_that_goes_away_is_not_an_error():
+    """``digits-jax extract PHOTO | head -0``: a quiet stop with SIGPIPE's status."""
+    sample = ROOT / "digits_jax" / "assets" / "sample_page.jpg"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "digits_jax.cli", "extract", str(sample)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    proc.stdout.close()  # before the command has written anything
+    err = proc.stderr.read()
+    proc.stderr.close()
+    assert proc.wait(timeout=300) == cli.EXIT_BROKEN_PIPE
+    assert err == b""

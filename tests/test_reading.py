@@ -152,6 +152,25 @@ def test_extract_and_classify_cli(reader_model, tmp_path, capsys):
     assert rows[-1]["digit"] == rows[0]["digit"]
 
 
+def test_read_and_extract_take_folders(reader_model, tmp_path, capsys):
+    workdir, _ = reader_model
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    sample = cv2.imread(str(ASSETS / "sample_page.jpg"))
+    cv2.imwrite(str(photos / "a.jpg"), sample)
+    cv2.imwrite(str(photos / "b.png"), sample)
+    (photos / "notes.txt").write_text("not a photo: skipped by its suffix")
+    annotated = tmp_path / "annotated"
+    assert (
+        cli.main(["read", str(photos), "--model", str(workdir), "--annotate", str(annotated)]) == 0
+    )
+    assert capsys.readouterr().out.count("== ") == 2
+    assert sorted(p.name for p in annotated.iterdir()) == ["a_read.jpg", "b_read.jpg"]
+    assert cli.main(["extract", str(photos), "--json"]) == 0
+    documents = json.loads(capsys.readouterr().out)["images"]
+    assert [Path(d["path"]).name for d in documents] == ["a.jpg", "b.png"]
+
+
 def test_model_errors_are_one_line(reader_model, tmp_path, capsys):
     sample = ASSETS / "sample_page.jpg"
     assert cli.main(["read", str(sample), "--model", str(tmp_path / "none")]) == 2
