@@ -67,8 +67,7 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--backend",
-        choices=("numpy", "jax"),
-        default="numpy",
+        default="numpy",  # checked by inference.load_classifier, which knows the backends
         help="what applies the network: numpy (default; no JAX start-up, fastest for a few "
         "photos) or jax (the compiled Flax model: large batches, accelerators); TTA views "
         "always run on JAX",

@@ -178,6 +178,10 @@ def test_model_errors_are_one_line(reader_model, tmp_path, capsys):
     assert err.startswith("digits-jax: error:") and "\n" not in err
     assert cli.main(["classify", str(tmp_path), "--model", str(reader_model[0])]) == 2
     assert "no images" in capsys.readouterr().err
+    argv = ["read", str(sample), "--model", str(reader_model[0]), "--backend", "torch"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "digits-jax: error: unknown backend 'torch' (one of numpy, jax)"
 
 
 def test_min_confidence_marks_unsure_digits(reader_model, capsys):
