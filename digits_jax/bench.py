@@ -226,7 +226,7 @@ def time_inference(
 def time_numpy_inference(batch: int, seconds: float, calls_per_timing: int = 10) -> dict[str, Any]:
     """Classifier outputs per second of the NumPy forward pass ``read`` uses by default."""
     params = nets.init_params(nets.Classifier(), jax.random.PRNGKey(0))
-    arrays = export.unflatten(export.flatten(params))
+    arrays = export.to_numpy(params)
     images = np.random.default_rng(1).random((batch, 28, 28, 1), np.float32)
     call = lambda: numpy_classifier.outputs(arrays, images)  # noqa: E731
     row = _timed_inference(call, 0.0, batch, seconds, calls_per_timing)

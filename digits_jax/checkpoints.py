@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from digits_jax.errors import DigitsJaxError
+from digits_jax.trees import first_mismatch
 
 CHECKPOINT_SUBDIR = "checkpoints"
 
@@ -80,8 +81,6 @@ class Checkpoints:
     def restore(self, target: Any, epoch: int | None = None) -> Any:
         """Restores into ``target``'s structure; refuses a checkpoint that does not fit it."""
         from flax import serialization
-
-        from digits_jax.surgery import first_mismatch
 
         raw = self.raw_state(epoch)
         expected = serialization.to_state_dict(target)

@@ -19,11 +19,11 @@ from typing import Any
 
 import numpy as np
 
+from digits_jax import trees
 from digits_jax.checkpoints import CHECKPOINT_SUBDIR, read_latest
 
 FILE = "model.npz"
 _META = "__meta__"
-_SEP = "/"
 
 
 def latest_checkpoint_epoch(workdir: str | Path) -> int | None:
@@ -37,30 +37,14 @@ def latest_checkpoint_epoch(workdir: str | Path) -> int | None:
     return max(epochs, default=None)
 
 
-def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, np.ndarray]:
-    """A nested dict of arrays as {"a/b/c": array}."""
-    flat: dict[str, np.ndarray] = {}
-    for key, value in tree.items():
-        if _SEP in str(key):
-            raise ValueError(f"parameter name {key!r} contains {_SEP!r}")
-        path = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(flatten(value, path + _SEP))
-        else:
-            flat[path] = np.asarray(value)
-    return flat
+def flatten(tree: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """A nested dict of arrays as {"a/b/c": NumPy array} (``trees.flatten``)."""
+    return {path: np.asarray(leaf) for path, leaf in trees.flatten(tree).items()}
 
 
-def unflatten(flat: Mapping[str, np.ndarray]) -> dict[str, Any]:
-    """The inverse of ``flatten``."""
-    tree: dict[str, Any] = {}
-    for path, value in flat.items():
-        *parents, leaf = path.split(_SEP)
-        node = tree
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
-    return tree
+def to_numpy(tree: Mapping[str, Any]) -> dict[str, Any]:
+    """The same nested dict with every leaf a NumPy array (device arrays copied over)."""
+    return trees.unflatten(flatten(tree))
 
 
 def write_atomically(path: Path, data: bytes) -> Path:
@@ -90,7 +74,7 @@ def load(workdir: str | Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
         return None
     if not isinstance(meta, dict) or meta.get("epoch") != latest_checkpoint_epoch(workdir):
         return None
-    return unflatten(flat), meta
+    return trees.unflatten(flat), meta
 
 
 def ensure(workdir: str | Path) -> Path:

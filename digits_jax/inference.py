@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from digits_jax import calibration, export, numpy_classifier, pair_detector
+from digits_jax import calibration, export, numpy_classifier, pair_detector, trees
 from digits_jax.checkpoints import CheckpointError, read_latest
 from digits_jax.errors import DigitsJaxError
 
@@ -173,12 +173,12 @@ def load_classifier(workdir: str | Path, backend: str = "numpy") -> LoadedClassi
     params, meta = export.load(workdir) or read_latest(workdir)
     if meta.get("task") != "classifier":
         raise CheckpointError(f"{workdir} holds a {meta.get('task')} run, not a classifier")
-    flat = export.flatten(params)  # NumPy arrays, whichever file they came from
-    problem = numpy_classifier.first_mismatch(flat)
+    problem = trees.first_mismatch(numpy_classifier.PARAM_SPECS, params, source="checkpoint")
     if problem:
         raise CheckpointError(f"{workdir} is not this classifier's architecture ({problem})")
     detector = pair_detector.load(workdir, meta.get("epoch"))
-    return LoadedClassifier(export.unflatten(flat), meta, workdir, detector, backend)
+    params = export.to_numpy(params)  # whichever file they came from
+    return LoadedClassifier(params, meta, workdir, detector, backend)
 
 
 def load_ensemble(workdirs: Sequence[str | Path], backend: str = "numpy") -> Ensemble:

@@ -17,32 +17,21 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-# Flattened parameter paths of models.Classifier() and their shapes (all float32).
-PARAM_SHAPES: dict[str, tuple[int, ...]] = {
-    "encoder/conv1/kernel": (5, 5, 1, 16),
-    "encoder/conv1/bias": (16,),
-    "encoder/conv2/kernel": (5, 5, 16, 32),
-    "encoder/conv2/bias": (32,),
-    "head/kernel": (512, 10),
-    "head/bias": (10,),
-}
+from digits_jax import trees
+
+# The parameters of models.Classifier(), as ``trees.first_mismatch`` checks them.
+_F32 = np.dtype(np.float32)
+PARAM_SPECS: dict[str, Any] = trees.unflatten(
+    {
+        "encoder/conv1/kernel": trees.Spec((5, 5, 1, 16), _F32),
+        "encoder/conv1/bias": trees.Spec((16,), _F32),
+        "encoder/conv2/kernel": trees.Spec((5, 5, 16, 32), _F32),
+        "encoder/conv2/bias": trees.Spec((32,), _F32),
+        "head/kernel": trees.Spec((512, 10), _F32),
+        "head/bias": trees.Spec((10,), _F32),
+    }
+)
 FEATURES = 512
-
-
-def first_mismatch(flat_params: Mapping[str, Any]) -> str | None:
-    """The first parameter that is missing, unexpected or of the wrong shape or dtype
-    (``flat_params`` flattened by "/", as ``export.flatten`` gives it); None if all fit."""
-    for path in sorted(set(PARAM_SHAPES) | set(flat_params)):
-        if path not in flat_params:
-            return f"{path}: missing"
-        if path not in PARAM_SHAPES:
-            return f"{path}: unexpected"
-        leaf = np.asarray(flat_params[path])
-        if leaf.shape != PARAM_SHAPES[path]:
-            return f"{path}: shape {leaf.shape} where {PARAM_SHAPES[path]} is expected"
-        if leaf.dtype != np.float32:
-            return f"{path}: dtype {leaf.dtype} where float32 is expected"
-    return None
 
 
 def conv_pool_tanh(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray:

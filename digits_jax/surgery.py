@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import jax
-import numpy as np
-from flax.core import FrozenDict, unfreeze
+from flax.core import unfreeze
 
 from digits_jax.errors import DigitsJaxError
+from digits_jax.trees import first_mismatch
 
 if TYPE_CHECKING:
     import optax
@@ -27,45 +27,6 @@ Params = Mapping[str, Any]
 
 class GraftError(DigitsJaxError):
     """The donor's encoder does not fit the recipient's."""
-
-
-def _flat(tree: Any) -> dict[str, Any]:
-    """Flattens a nested mapping into ``{"a/b/c": leaf}``."""
-    out: dict[str, Any] = {}
-
-    def walk(node: Any, prefix: str) -> None:
-        if isinstance(node, Mapping | FrozenDict):
-            for key in sorted(node):
-                walk(node[key], f"{prefix}/{key}" if prefix else str(key))
-        else:
-            out[prefix] = node
-
-    walk(tree, "")
-    return out
-
-
-def _spec(leaf: Any) -> jax.ShapeDtypeStruct:
-    """Shape and dtype of an array, a Python scalar or an abstract array."""
-    if not hasattr(leaf, "shape") or not hasattr(leaf, "dtype"):
-        leaf = np.asarray(leaf)
-    return jax.ShapeDtypeStruct(tuple(leaf.shape), np.dtype(leaf.dtype))
-
-
-def first_mismatch(expected: Any, actual: Any, root: str = "") -> str | None:
-    """Describes the first path where two parameter trees differ, or returns None."""
-    want, got = _flat(expected), _flat(actual)
-    for path in sorted(set(want) | set(got)):
-        where = f"{root}/{path}" if root else path
-        if path not in got:
-            return f"{where}: missing in the donor"
-        if path not in want:
-            return f"{where}: unexpected in the donor"
-        a, b = _spec(want[path]), _spec(got[path])
-        if a.shape != b.shape:
-            return f"{where}: shape {b.shape} where {a.shape} is expected"
-        if a.dtype != b.dtype:
-            return f"{where}: dtype {b.dtype} where {a.dtype} is expected"
-    return None
 
 
 def graft_encoder(classifier_params: Params, dae_params: Params) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -24,16 +25,6 @@ def _restored(workdir):
         return ckpts.raw_state()["params"], ckpts.meta()
     finally:
         ckpts.close()
-
-
-def test_flatten_round_trip():
-    tree = {"a": {"b": np.arange(3), "c": {"d": np.ones((2, 2))}}, "e": np.zeros(1)}
-    flat = export.flatten(tree)
-    assert sorted(flat) == ["a/b", "a/c/d", "e"]
-    back = export.unflatten(flat)
-    assert np.array_equal(back["a"]["c"]["d"], tree["a"]["c"]["d"])
-    with pytest.raises(ValueError, match="contains"):
-        export.flatten({"a/b": np.zeros(1)})
 
 
 def test_training_writes_the_latest_checkpoint(trained):
@@ -87,3 +78,10 @@ def test_reading_imports_no_orbax(trained):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_to_numpy_copies_device_arrays():
+    tree = {"a": {"b": jnp.arange(3.0)}, "c": jnp.ones((2, 2))}
+    out = export.to_numpy(tree)
+    assert type(out["a"]["b"]) is np.ndarray and type(out["c"]) is np.ndarray
+    np.testing.assert_array_equal(out["a"]["b"], [0.0, 1.0, 2.0])
