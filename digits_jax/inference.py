@@ -13,7 +13,6 @@ ensemble (probabilities averaged), and ``tta`` averages fixed augmented views.
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,11 +31,13 @@ OUTPUT_WIDTH = 10 + numpy_classifier.FEATURES
 
 @functools.cache
 def enable_compilation_cache() -> None:
-    """JAX's persistent compilation cache: a second run skips compiling."""
+    """JAX's persistent compilation cache, in the machine-wide cache: a second run skips
+    compiling."""
     import jax
 
-    cache = Path(os.environ.get("DIGITS_JAX_CACHE_DIR", Path.home() / ".cache" / "digits-jax"))
-    jax.config.update("jax_compilation_cache_dir", str(cache / "jax"))
+    from digits_jax.mnist_files import cache_root
+
+    jax.config.update("jax_compilation_cache_dir", str(cache_root() / "jax"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 

@@ -76,7 +76,8 @@ def status(message: str) -> None:
 
 
 def cache_root() -> Path:
-    """Machine-wide cache for downloads ($DIGITS_JAX_CACHE_DIR, else ~/.cache/digits-jax)."""
+    """Machine-wide cache for downloads and compiled code ($DIGITS_JAX_CACHE_DIR, else
+    ~/.cache/digits-jax)."""
     env = os.environ.get("DIGITS_JAX_CACHE_DIR")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "digits-jax"
 

@@ -1,5 +1,6 @@
 """Loading a workdir's classifier and applying it on either backend."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +31,17 @@ def test_backends_agree(workdir):
     )
     # A TTA view runs on JAX whichever backend was chosen.
     np.testing.assert_array_equal(numpy_model.logits(images, 2), jax_model.logits(images, 2))
+
+
+def test_jax_backend_keeps_compiled_code_in_the_persistent_cache(workdir, tmp_path):
+    code = (
+        "import numpy as np; from digits_jax import inference; "
+        f"m = inference.load_classifier({str(workdir)!r}, backend='jax'); "
+        "m.outputs(np.zeros((3, 28, 28), np.float32))"
+    )
+    env = {**os.environ, "DIGITS_JAX_CACHE_DIR": str(tmp_path)}
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)
+    assert any((tmp_path / "jax").iterdir())
 
 
 def test_max_tta_is_the_number_of_views():
