@@ -39,6 +39,7 @@ from digits_jax import (
     inference,
     input_pipeline,
     numpy_classifier,
+    parallel,
     pretrain,
     train,
     training_loop,
@@ -156,23 +157,29 @@ def time_training(
     steps_per_call: int = 20,
     plain: bool = True,
 ) -> dict[str, Any]:
-    """Images per second of real train steps run by ``training_loop._train_chunk``."""
+    """Images per second of real train steps run by ``training_loop._train_chunk``.
+
+    As in training, the batch is split over all devices when they divide it.
+    """
     config = _config(model, batch, conv_impl, plain)
     steps_per_epoch = training_loop.steps_per_epoch(config, split.size)
     steps = max(1, min(steps_per_call, steps_per_epoch))
     state, step = _state_and_step(model, config, steps_per_epoch)
+    mesh = parallel.data_mesh(batch % jax.device_count() == 0)
+    state, images, labels = parallel.replicate((state, split.images, split.labels), mesh)
     idx = input_pipeline.epoch_indices(jax.random.PRNGKey(1), split.size, batch)[:steps]
     rng = jax.random.PRNGKey(2)
+    sharding = parallel.batch_sharding(mesh)
     began = time.perf_counter()
     # Compiled ahead of time: the compile is timed apart and no run is wasted on it.
     chunk = training_loop._train_chunk.lower(
-        step, state, split.images, split.labels, idx, rng
+        step, state, images, labels, idx, rng, sharding
     ).compile()
     compile_s = time.perf_counter() - began
     holder = {"state": state}
 
     def call() -> None:
-        holder["state"], sums = chunk(holder["state"], split.images, split.labels, idx, rng)
+        holder["state"], sums = chunk(holder["state"], images, labels, idx, rng)
         jax.block_until_ready(sums)
 
     calls, total, best = _timed_calls(call, seconds)
@@ -181,6 +188,7 @@ def time_training(
         "model": model,
         "conv_impl": conv_impl,
         "batch": batch,
+        "devices": 1 if mesh is None else mesh.size,
         "steps_per_call": steps,
         "steps": calls * steps,
         "compile_s": round(compile_s, 3),
@@ -422,7 +430,8 @@ def format_table(result: dict[str, Any]) -> str:
     lines = [
         f"command: {result['command']}",
         f"machine: {m['cpu_count']} CPUs ({m['cpu_model'] or m['platform']}), "
-        f"backend {m['backend']} ({m['device_kind']}), jax {m['jax']}, flax {m['flax']}, "
+        f"backend {m['backend']} ({m['device_count']} x {m['device_kind']}), "
+        f"jax {m['jax']}, flax {m['flax']}, "
         f"conv_impl auto -> {m['auto_conv_impl']}"
         + (f", XLA_FLAGS={m['xla_flags']}" if m["xla_flags"] else ""),
     ]
@@ -514,6 +523,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"(default: {DEFAULT_READ_MODEL} when it exists, else that timing is skipped)",
     )
     parser.add_argument("--read-runs", type=int, default=5, help="timed runs of read")
+    parser.add_argument(
+        "--cpu-devices",
+        type=int,
+        default=0,
+        metavar="N",
+        help="split the CPU into N devices, as training does (default 0: one per core, "
+        "at most the smallest batch / 16); training rows shard each batch over them",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -522,11 +539,14 @@ def main(args: argparse.Namespace) -> int:
         raise DigitsJaxError("--seconds, --steps-per-call and --batches must be > 0")
     if args.read_runs <= 0:
         raise DigitsJaxError("--read-runs must be > 0")
+    if args.cpu_devices < 0:
+        raise DigitsJaxError("--cpu-devices must be >= 0")
     read_model = args.read_model
     if read_model is None and DEFAULT_READ_MODEL.is_dir():
         read_model = DEFAULT_READ_MODEL
     elif read_model is not None and not read_model.is_dir():
         raise DigitsJaxError(f"--read-model: no such folder: {read_model}")
+    parallel.split_cpu(parallel.cpu_device_count(args.cpu_devices, min(args.batches)))
     result = run_benchmarks(
         models=args.models,
         batches=args.batches,

@@ -73,9 +73,15 @@ class Checkpoints:
 
     def raw_state(self, epoch: int | None = None) -> dict[str, Any]:
         """The saved state dict as arrays, without a target to check it against."""
+        import jax
+
         epoch = self._epoch(epoch)
         args = self._ocp.args
-        restored = self.manager.restore(epoch, args=args.Composite(state=args.StandardRestore()))
+        # A state saved over several devices (data parallelism) comes back on this
+        # process's first device when those devices are not here.
+        here = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+        restore = args.StandardRestore(fallback_sharding=here)
+        restored = self.manager.restore(epoch, args=args.Composite(state=restore))
         return restored["state"]
 
     def restore(self, target: Any, epoch: int | None = None) -> Any:

@@ -167,9 +167,14 @@ def _apply_data_flags(args: argparse.Namespace) -> None:
 def _load_config(args: argparse.Namespace, task: str):
     from digits_jax import config_lib, parallel
 
-    parallel.initialize_distributed(args.coordinator, args.num_processes, args.process_id)
+    distributed = parallel.initialize_distributed(
+        args.coordinator, args.num_processes, args.process_id
+    )
     path = args.config or config_lib.default_config_path(task)
-    return config_lib.get_config(path, args.config_overrides)
+    config = config_lib.get_config(path, args.config_overrides)
+    if config.data_parallel and not distributed:  # each process of a distributed run: one
+        parallel.split_cpu(parallel.cpu_device_count(config.cpu_devices, config.batch_size))
+    return config
 
 
 def cmd_data(args: argparse.Namespace) -> int:

@@ -69,6 +69,10 @@ def base_config() -> ml_collections.ConfigDict:
     # Execution.
     config.compute_dtype = "float32"  # "bfloat16": mixed precision (parameters stay float32)
     config.data_parallel = True  # shard batches over all devices (and hosts) when several
+    # On the CPU, the command line splits it into this many devices, each training its
+    # share of the batch on its own core (0: one per core, at most batch_size / 16,
+    # dividing batch_size; 1: one device). Set before JAX starts; see digits_jax.parallel.
+    config.cpu_devices = 0
     config.conv_impl = "auto"  # "auto", "xla" or "unfold" (see digits_jax.models)
     # Training steps per compiled lax.scan call: the progress bar's granularity. 0 runs a
     # whole epoch in one call (metrics come back once per epoch).

@@ -2,12 +2,17 @@
 
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 
 from digits_jax import config_lib, export, input_pipeline
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# JAX's backend starts here, with its default devices: a CLI command run in this
+# process (cli.main) then cannot split the CPU into devices for the tests after it.
+jax.devices()
 
 
 @pytest.fixture

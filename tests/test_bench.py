@@ -84,6 +84,7 @@ def test_read_timing_runs_the_real_command(tmp_path):
 def test_dae_training_row_is_real():
     row = bench.time_training("dae", 8, "unfold", bench.random_split(64), 0.01, 2)
     assert (row["model"], row["batch"], row["steps_per_call"]) == ("dae", 8, 2)
+    assert row["devices"] == jax.device_count()
     _sane_training_row(row)
 
 
@@ -188,6 +189,8 @@ def test_cli_arguments_parse_and_reject_bad_values(capsys):
     bad = parser.parse_args(["--seconds", "0"])
     with pytest.raises(DigitsJaxError, match="must be > 0"):
         bench.main(bad)
+    with pytest.raises(DigitsJaxError, match="--cpu-devices must be >= 0"):
+        bench.main(parser.parse_args(["--cpu-devices", "-1"]))
     with pytest.raises(DigitsJaxError, match="--read-runs must be > 0"):
         bench.main(parser.parse_args(["--read-runs", "0"]))
     with pytest.raises(DigitsJaxError, match="--read-model: no such folder: /nope"):

@@ -29,6 +29,11 @@ for name, dp in (("single", False), ("sharded", True)):
     last = train.train_and_evaluate(config, sys.argv[1] + "/" + name, train=tr, test=te)
     out[name] = last
     out[name + "_mesh"] = 0 if parallel.data_mesh(dp) is None else parallel.data_mesh(dp).size
+from digits_jax import bench
+out["bench_devices"] = [
+    bench.time_training("classifier", b, "unfold", bench.random_split(64), 0.01, 2)["devices"]
+    for b in (16, 12)
+]
 print(json.dumps(out))
 """
 
@@ -47,8 +52,57 @@ def test_sharded_training_matches_single_device(tmp_path):
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["single_mesh"] == 0 and out["sharded_mesh"] == 8
     assert "data parallel over 8 devices" in result.stderr
+    assert out["bench_devices"] == [8, 1]  # the bench shards a batch the devices divide
     for key in ("train_loss", "test_loss", "test_accuracy", "temperature"):
         assert out["sharded"][key] == pytest.approx(out["single"][key], rel=1e-4, abs=1e-5), key
+
+
+def test_cpu_device_count_is_one_per_core_within_the_batch():
+    assert parallel.cpu_device_count(0, 64, cores=2) == 2
+    assert parallel.cpu_device_count(0, 64, cores=16) == 4  # at least 16 images each
+    assert parallel.cpu_device_count(0, 24, cores=2) == 1
+    assert parallel.cpu_device_count(0, 48, cores=4) == 3
+    assert parallel.cpu_device_count(0, 100, cores=8) == 5  # must divide the batch
+    assert parallel.cpu_device_count(3, 64, cores=2) == 3  # asked for: taken as given
+    assert 1 <= parallel.cpu_device_count(0, 64) <= 4
+    with pytest.raises(DigitsJaxError, match="cpu_devices must be >= 0"):
+        parallel.cpu_device_count(-1, 64)
+
+
+def test_split_cpu_leaves_a_running_backend_and_forced_flags_alone(monkeypatch):
+    import jax
+
+    jax.numpy.zeros(1).block_until_ready()  # the backend is running now
+    assert parallel.split_cpu(2) is False
+    assert parallel.split_cpu(1) is False
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+    assert parallel.split_cpu(2) is False
+
+
+def test_cli_splits_the_cpu_and_resumes_on_another_device_count(tmp_path):
+    """Checkpoints saved over 2 CPU devices resume on 1, and the other way round."""
+    tiny = str(ROOT / "configs" / "tiny.py")
+    workdir = str(tmp_path / "clf")
+    base = [sys.executable, "-m", "digits_jax.cli", "train", "--config", tiny]
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    runs = []
+    for epochs, devices in ((1, 2), (2, 1), (3, 2)):
+        flags = ["--config.num_epochs", str(epochs), "--config.cpu_devices", str(devices)]
+        run = subprocess.run(
+            [*base, "--workdir", workdir, *flags],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env=env,
+            timeout=600,
+        )
+        assert run.returncode == 0, run.stderr[-3000:]
+        runs.append(run.stderr)
+    assert "data parallel over 2 devices (1 processes)" in runs[0]
+    assert "data parallel" not in runs[1] and "resuming" in runs[1]
+    assert "data parallel over 2 devices" in runs[2] and "resuming" in runs[2]
+    rows = [json.loads(x) for x in (tmp_path / "clf" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
 
 
 def test_batch_must_divide_over_devices():
@@ -85,7 +139,7 @@ def test_two_processes_on_localhost_match_one(tmp_path):
     tiny = str(ROOT / "configs" / "tiny.py")
     base = [sys.executable, "-m", "digits_jax.cli", "train", "--config", tiny]
     single = subprocess.run(
-        [*base, "--workdir", str(tmp_path / "one")],
+        [*base, "--workdir", str(tmp_path / "one"), "--config.cpu_devices", "1"],
         capture_output=True,
         text=True,
         cwd=ROOT,
