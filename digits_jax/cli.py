@@ -172,7 +172,7 @@ def _load_config(args: argparse.Namespace, task: str):
     )
     path = args.config or config_lib.default_config_path(task)
     config = config_lib.get_config(path, args.config_overrides)
-    if config.data_parallel and not distributed:  # each process of a distributed run: one
+    if config.data_parallel and not distributed:  # a distributed run: one CPU device each
         parallel.split_cpu(parallel.cpu_device_count(config.cpu_devices, config.batch_size))
     return config
 

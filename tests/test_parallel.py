@@ -13,6 +13,22 @@ from digits_jax import export, parallel
 from digits_jax.errors import DigitsJaxError
 
 ROOT = Path(__file__).resolve().parent.parent
+TRAIN_TINY = [
+    sys.executable,
+    "-m",
+    "digits_jax.cli",
+    "train",
+    "--config",
+    str(ROOT / "configs/tiny.py"),
+]
+
+
+def _run(argv: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Runs a command in a fresh Python (JAX's devices are fixed once it starts); it must pass."""
+    result = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
 
 SCRIPT = """
 import json, sys
@@ -40,15 +56,7 @@ print(json.dumps(out))
 
 def test_sharded_training_matches_single_device(tmp_path):
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
-    result = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(tmp_path)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = _run([sys.executable, "-c", SCRIPT, str(tmp_path)], env)
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["single_mesh"] == 0 and out["sharded_mesh"] == 8
     assert "data parallel over 8 devices" in result.stderr
@@ -81,23 +89,11 @@ def test_split_cpu_leaves_a_running_backend_and_forced_flags_alone(monkeypatch):
 
 def test_cli_splits_the_cpu_and_resumes_on_another_device_count(tmp_path):
     """Checkpoints saved over 2 CPU devices resume on 1 (Orbax's fallback sharding)."""
-    tiny = str(ROOT / "configs" / "tiny.py")
-    workdir = str(tmp_path / "clf")
-    base = [sys.executable, "-m", "digits_jax.cli", "train", "--config", tiny]
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     runs = []
     for epochs, devices in ((1, 2), (2, 1)):
         flags = ["--config.num_epochs", str(epochs), "--config.cpu_devices", str(devices)]
-        run = subprocess.run(
-            [*base, "--workdir", workdir, *flags],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            env=env,
-            timeout=600,
-        )
-        assert run.returncode == 0, run.stderr[-3000:]
-        runs.append(run.stderr)
+        runs.append(_run([*TRAIN_TINY, "--workdir", str(tmp_path / "clf"), *flags], env).stderr)
     assert "data parallel over 2 devices (1 processes)" in runs[0]
     assert "data parallel" not in runs[1] and "resuming" in runs[1]
     rows = [json.loads(x) for x in (tmp_path / "clf" / "metrics.jsonl").read_text().splitlines()]
@@ -135,21 +131,12 @@ def _free_port() -> int:
 
 def test_two_processes_on_localhost_match_one(tmp_path):
     """`digits-jax train` as 2 processes (jax.distributed, gloo) gives the 1-process result."""
-    tiny = str(ROOT / "configs" / "tiny.py")
-    base = [sys.executable, "-m", "digits_jax.cli", "train", "--config", tiny]
-    single = subprocess.run(
-        [*base, "--workdir", str(tmp_path / "one"), "--config.cpu_devices", "1"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=600,
-    )
-    assert single.returncode == 0, single.stderr
+    _run([*TRAIN_TINY, "--workdir", str(tmp_path / "one"), "--config.cpu_devices", "1"])
     port = _free_port()
     procs = [
         subprocess.Popen(
             [
-                *base,
+                *TRAIN_TINY,
                 "--workdir",
                 str(tmp_path / "two"),
                 "--coordinator",
