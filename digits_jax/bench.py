@@ -71,13 +71,9 @@ def machine_info() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        usable = os.cpu_count() or 0
     return {
         "cpu_count": os.cpu_count(),
-        "usable_cpus": usable,
+        "usable_cpus": parallel.usable_cores(),
         "cpu_model": cpu_model,
         "platform": platform.platform(),
         "python": platform.python_version(),

@@ -53,6 +53,12 @@ def initialize_distributed(
     return True
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask where the OS has one)."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity else os.cpu_count() or 1
+
+
 def cpu_device_count(requested: int, batch_size: int, cores: int | None = None) -> int:
     """How many devices to split the CPU into for training with ``batch_size``.
 
@@ -66,9 +72,7 @@ def cpu_device_count(requested: int, batch_size: int, cores: int | None = None) 
         raise DigitsJaxError(f"cpu_devices must be >= 0, got {requested}")
     if requested:
         return requested
-    if cores is None:
-        affinity = getattr(os, "sched_getaffinity", None)
-        cores = len(affinity(0)) if affinity else os.cpu_count() or 1
+    cores = cores or usable_cores()
     count = max(1, min(cores, batch_size // MIN_PER_DEVICE))
     while batch_size % count:
         count -= 1
