@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -147,3 +149,39 @@ def test_apply_in_batches_pads_to_powers_of_two_and_trims():
     np.testing.assert_allclose(out[:, 0], images.sum(axis=(1, 2)))
     assert out.shape == (70, 3)
     assert models.apply_in_batches(apply, images[:0], 64, width=3).shape == (0, 3)
+
+
+def test_tanh_is_as_close_to_tanh_as_xlas_own():
+    x = np.concatenate([np.linspace(-12, 12, 200_001), np.geomspace(1e-30, 12, 20_001)])
+    x = x.astype(np.float32)
+    exact = np.tanh(x.astype(np.float64))
+    ours = np.asarray(jax.jit(models.tanh)(x), np.float64)
+    assert np.abs(ours - exact).max() < 4e-7
+    assert np.all(np.abs(ours) <= 1) and np.array_equal(np.sign(ours), np.sign(x))
+    grads = jax.jit(jax.vmap(jax.grad(models.tanh)))(x[::97])
+    np.testing.assert_allclose(grads, 1 - np.tanh(x[::97].astype(np.float64)) ** 2, atol=1e-6)
+    edge = np.asarray(models.tanh(jnp.array([np.inf, -np.inf, np.nan, 0.0])))
+    np.testing.assert_array_equal(edge[[0, 1, 3]], [1.0, -1.0, 0.0])
+    assert np.isnan(edge[2])
+
+
+def test_materialize_returns_its_input_through_a_conditional_xla_keeps():
+    x = jax.random.normal(jax.random.PRNGKey(0), (4, 28, 28, 1))
+    for flag in (True, False):
+        np.testing.assert_array_equal(models.materialize(x, jnp.asarray(flag)), x)
+    # Reading x nine times, as the unfolded convolution does: the conditional must
+    # survive compilation, or the producer of x is recomputed in every read.
+    reads = jax.jit(
+        lambda x, f: sum(models.materialize(jnp.exp(x), f)[:, i : i + 20] for i in range(9))
+    )
+    assert "conditional" in reads.lower(x, jnp.asarray(True)).compile().as_text()
+
+
+def test_tanh_coefficients_are_what_scripts_fit_tanh_fits(monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "scripts"))
+    import fit_tanh
+
+    p, q = fit_tanh.fit(len(models._TANH_P) - 1, len(models._TANH_Q) - 1)
+    np.testing.assert_allclose(p.astype(np.float32), models._TANH_P, rtol=1e-6)
+    np.testing.assert_allclose(q.astype(np.float32), models._TANH_Q, rtol=1e-6)
+    assert fit_tanh.CLAMP == models._TANH_CLAMP
