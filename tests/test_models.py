@@ -160,6 +160,12 @@ def test_tanh_is_as_close_to_tanh_as_xlas_own():
     assert np.all(np.abs(ours) <= 1) and np.array_equal(np.sign(ours), np.sign(x))
     grads = jax.jit(jax.vmap(jax.grad(models.tanh)))(x[::97])
     np.testing.assert_allclose(grads, 1 - np.tanh(x[::97].astype(np.float64)) ** 2, atol=1e-6)
+    # bfloat16 in, bfloat16 out, as close as rounding the exact value allows
+    half = jnp.asarray(x[::97], jnp.bfloat16)
+    ours_half = jax.jit(models.tanh)(half)
+    assert ours_half.dtype == jnp.bfloat16
+    exact_half = np.tanh(np.asarray(half, np.float64))
+    assert np.abs(np.asarray(ours_half, np.float64) - exact_half).max() <= 2**-9 + 1e-6
     edge = np.asarray(models.tanh(jnp.array([np.inf, -np.inf, np.nan, 0.0])))
     np.testing.assert_array_equal(edge[[0, 1, 3]], [1.0, -1.0, 0.0])
     assert np.isnan(edge[2])
