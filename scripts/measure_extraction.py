@@ -8,10 +8,12 @@ extractor returns as many lines as the truth, with the same number of digits in 
 With ``--model`` the boxes are the ones ``digits-jax read`` reports (the model may split
 wide blobs and join neighbours, ``reading.resolve_alternatives``), and the digit accuracy
 of the reading is added: 1 - (edit distance between the true and the read digits) / (true
-digits).
+digits). With ``--oracle`` each of extraction's alternatives (a wide blob's cuts, a union
+with the next blob) is decided by the truth instead of a model: what the best decisions
+could reach with the candidates extraction offers, so a miss there needs new candidates.
 
-    python scripts/measure_extraction.py --pages 200 --seed 0 [--model DIR] [--json]
-        [--save-failures DIR]
+    python scripts/measure_extraction.py --pages 200 --seed 0 [--model DIR | --oracle]
+        [--json] [--save-failures DIR]
 """
 
 from __future__ import annotations
@@ -255,7 +257,43 @@ def read_extractor(model_dir: Path) -> Extractor:
     return extract
 
 
+def _matched(truth: Sequence[Box], digits: Sequence[Any]) -> int:
+    return len(match_boxes(truth, [d.box for d in digits]))
+
+
+def oracle_lines(lines: Sequence[Sequence[Any]], truth: Sequence[Box]) -> list[list[Any]]:
+    """Extraction's alternatives (``Digit.joined``, ``Digit.splits``) decided by the truth,
+    blob by blob along each line: a union replaces two neighbours when it matches as many
+    true digits as they do (one box fewer), the cut matching most replaces a wide blob
+    when it matches more than the blob. Not a bound over every combination, but choices
+    no recogniser could better one at a time."""
+    out = []
+    for line in lines:
+        chosen: list[Any] = []
+        k = 0
+        while k < len(line):
+            d = line[k]
+            joined = d.joined if k + 1 < len(line) else None
+            if joined is not None and _matched(truth, [joined]) >= _matched(
+                truth, [d, line[k + 1]]
+            ):
+                chosen.append(joined)
+                k += 2
+                continue
+            cuts = list(d.splits or [])
+            best = max(cuts, key=lambda cut: _matched(truth, cut), default=None)
+            if best is not None and _matched(truth, best) > _matched(truth, [d]):
+                chosen.extend(best)
+            else:
+                chosen.append(d)
+            k += 1
+        out.append(chosen)
+    return out
+
+
 def extractor_name(args: argparse.Namespace) -> str:
+    if args.oracle:
+        return "digits_jax.extraction, alternatives decided by the truth (--oracle)"
     if args.stand_in_extractor:
         return "stand-in"
     return f"digits-jax read --model {args.model}" if args.model else "digits_jax.extraction"
@@ -287,6 +325,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         page = generate_page(np.random.default_rng([args.seed, i]), digits, labels, float(d))
         t1 = time.perf_counter()
         pred_lines = extract(page.image)
+        if args.oracle:
+            pred_lines = oracle_lines(pred_lines, [t.box for line in page.lines for t in line])
         t2 = time.perf_counter()
         gen_s, ext_s = gen_s + t1 - t0, ext_s + t2 - t1
         result = score_page(i, float(d), page, pred_lines, reads=args.model is not None)
@@ -357,8 +397,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--model", type=Path, help="classifier workdir: measure what `digits-jax read` reports"
     )
+    ap.add_argument(
+        "--oracle",
+        action="store_true",
+        help="decide extraction's alternatives by the truth (what the best decisions reach)",
+    )
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
+    if args.oracle and (args.model or args.stand_in_extractor):
+        ap.error("--oracle decides by the truth: it takes neither --model nor a stand-in")
     if args.pages < 1 or args.buckets < 1:
         ap.error("--pages and --buckets must be at least 1")
     if not 0.0 <= args.min_difficulty <= args.max_difficulty <= 1.0:

@@ -6,8 +6,9 @@ import importlib.util
 import itertools
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -322,3 +323,35 @@ def test_measure_script_with_a_model_scores_the_reading(
     # Two easy pages and a model trained for three epochs: nearly every digit read right.
     assert 85.0 <= report["overall"]["digit_accuracy_pct"] <= 100.0
     assert measure.main([*args, "--model", str(tmp_path / "none")]) == 2
+
+
+@dataclass
+class _Alt:
+    box: tuple[int, int, int, int]
+    splits: list[tuple[Any, Any]] | None = None
+    joined: Any = None
+
+
+def test_oracle_takes_the_alternatives_that_match_the_truth(measure):
+    truth = [(0, 0, 10, 20), (10, 0, 10, 20), (40, 0, 10, 20), (70, 0, 12, 20)]
+    # A fused pair: its second cut is the true one, its first is not.
+    wrong = (_Alt((0, 0, 4, 20)), _Alt((4, 0, 16, 20)))
+    pair = _Alt((0, 0, 20, 20), splits=[wrong, (_Alt((0, 0, 10, 20)), _Alt((10, 0, 10, 20)))])
+    # A digit in two pieces whose union is the digit; a digit whose cut would lose it.
+    piece = _Alt((40, 0, 5, 20), joined=_Alt((40, 0, 10, 20)))
+    single = _Alt((70, 0, 12, 20), splits=[(_Alt((70, 0, 6, 20)), _Alt((76, 0, 6, 20)))])
+    lines = [[pair, piece, _Alt((45, 0, 5, 20)), single]]
+    boxes = [[d.box for d in line] for line in measure.oracle_lines(lines, truth)]
+    assert boxes == [[(0, 0, 10, 20), (10, 0, 10, 20), (40, 0, 10, 20), (70, 0, 12, 20)]]
+    # Extraction's own boxes are kept where no alternative does better.
+    plain = [[_Alt(b) for b in truth[:2]]]
+    assert measure.oracle_lines(plain, truth) == plain
+
+
+def test_measure_script_oracle_needs_no_model(measure, capsys):
+    args = ["--pages", "1", "--seed", "3", "--json", "--quiet", "--buckets", "1"]
+    assert measure.main([*args, "--stand-in-digits", "--oracle"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert "--oracle" in report["extractor"]
+    with pytest.raises(SystemExit):
+        measure.main([*args, "--oracle", "--stand-in-extractor"])
