@@ -7,6 +7,7 @@ with its error while the others are still read.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -133,6 +134,30 @@ def collect(
     return [r for r, _ in extracted], [page for _, page in extracted if page is not None]
 
 
+def decide_alternatives(
+    lines: list[list[Digit]],
+    join: Callable[[Digit, Digit], bool],
+    split: Callable[[Digit], Sequence[Digit]],
+) -> list[list[Digit]]:
+    """Each line with extraction's alternatives decided, left to right: a digit and the
+    next one become the digit's ``joined`` union where ``join(digit, next)`` says so;
+    otherwise the digit becomes ``split(digit)``: itself, or the pieces of one of its cuts."""
+    out = []
+    for line in lines:
+        read: list[Digit] = []
+        k = 0
+        while k < len(line):
+            d = line[k]
+            if d.joined is not None and k + 1 < len(line) and join(d, line[k + 1]):
+                read.append(d.joined)
+                k += 2
+                continue
+            read.extend(split(d))
+            k += 1
+        out.append(read)
+    return out
+
+
 def resolve_alternatives(
     lines: list[list[Digit]], model: Any, tta: int = 1
 ) -> tuple[list[list[Digit]], np.ndarray]:
@@ -169,25 +194,15 @@ def resolve_alternatives(
         best = int(np.argmax(weakest))
         return d.splits[best] if weakest[best] >= SPLIT_CONFIDENCE else (d,)
 
-    out = []
-    for line in lines:
-        read: list[Digit] = []
-        k = 0
-        while k < len(line):
-            d = line[k]
-            if d.joined is not None and k + 1 < len(line):
-                union = sure[id(d.joined)]
-                if (
-                    pair_of[id(d.joined)] < JOIN_PAIR_PROBABILITY
-                    and union >= JOIN_CONFIDENCE
-                    and union > min(sure[id(d)], sure[id(line[k + 1])])
-                ):
-                    read.append(d.joined)
-                    k += 2
-                    continue
-            read.extend(split_of(d))
-            k += 1
-        out.append(read)
+    def join(d: Digit, after: Digit) -> bool:
+        union = sure[id(d.joined)]
+        return (
+            pair_of[id(d.joined)] < JOIN_PAIR_PROBABILITY
+            and union >= JOIN_CONFIDENCE
+            and union > min(sure[id(d)], sure[id(after)])
+        )
+
+    out = decide_alternatives(lines, join, split_of)
     order = [probs_of[id(d)] for line in out for d in line]
     return out, np.stack(order) if order else np.zeros((0, 10), np.float32)
 

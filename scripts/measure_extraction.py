@@ -263,32 +263,20 @@ def _matched(truth: Sequence[Box], digits: Sequence[Any]) -> int:
 
 def oracle_lines(lines: Sequence[Sequence[Any]], truth: Sequence[Box]) -> list[list[Any]]:
     """Extraction's alternatives (``Digit.joined``, ``Digit.splits``) decided by the truth,
-    blob by blob along each line: a union replaces two neighbours when it matches as many
-    true digits as they do (one box fewer), the cut matching most replaces a wide blob
-    when it matches more than the blob. Not a bound over every combination, but choices
-    no recogniser could better one at a time."""
-    out = []
-    for line in lines:
-        chosen: list[Any] = []
-        k = 0
-        while k < len(line):
-            d = line[k]
-            joined = d.joined if k + 1 < len(line) else None
-            if joined is not None and _matched(truth, [joined]) >= _matched(
-                truth, [d, line[k + 1]]
-            ):
-                chosen.append(joined)
-                k += 2
-                continue
-            cuts = list(d.splits or [])
-            best = max(cuts, key=lambda cut: _matched(truth, cut), default=None)
-            if best is not None and _matched(truth, best) > _matched(truth, [d]):
-                chosen.extend(best)
-            else:
-                chosen.append(d)
-            k += 1
-        out.append(chosen)
-    return out
+    blob by blob along each line (``reading.decide_alternatives``): a union replaces two
+    neighbours when it matches as many true digits as they do (one box fewer), the cut
+    matching most replaces a wide blob when it matches more than the blob. Not a bound
+    over every combination, but choices no recogniser could better one at a time."""
+    from digits_jax.reading import decide_alternatives
+
+    def join(d: Any, after: Any) -> bool:
+        return _matched(truth, [d.joined]) >= _matched(truth, [d, after])
+
+    def split(d: Any) -> Sequence[Any]:
+        best = max(d.splits or [], key=lambda cut: _matched(truth, cut), default=None)
+        return best if best is not None and _matched(truth, best) > _matched(truth, [d]) else (d,)
+
+    return decide_alternatives([list(line) for line in lines], join, split)
 
 
 def extractor_name(args: argparse.Namespace) -> str:
