@@ -465,3 +465,61 @@ def test_close_neighbours_offer_a_joined_reading() -> None:
     assert one.joined.box[0] == x0 and one.joined.box[0] + one.joined.box[2] == x1
     assert one.joined.crop.shape == (28, 28)
     assert one.splits is None  # a 1 is not wide enough to be two digits
+
+
+def _faint_last_digit_page() -> tuple[np.ndarray, list]:
+    """Five digits, the last written lighter and thinner than the others."""
+    h, w = 400, 900
+    ink, centres = _ink_layer(h, w, ["43817"], thickness=7)
+    x_last = int(centres[0][-1][0] - 40)
+    last = ink[:, x_last:].copy()
+    thin = cv2.erode((last > 0.5).astype(np.uint8), np.ones((3, 3), np.uint8))
+    ink[:, x_last:] = 0.36 * cv2.GaussianBlur(thin.astype(np.float32), (3, 3), 0)
+    return _compose(_paper(h, w), ink), centres
+
+
+def test_a_digit_written_lighter_than_the_others_is_found(monkeypatch) -> None:
+    img, centres = _faint_last_digit_page()
+    _assert_reading_order(extract_digits(img), centres)
+    # Precondition: without the faint-digit pass it has no seed pixel and is lost.
+    monkeypatch.setattr(extraction, "_FAINT_PEAK", 10.0)
+    assert _counts(extract_digits(img)) == [4]
+
+
+def test_faint_pass_takes_digit_sized_strokes_only() -> None:
+    """Of the ink left without a seed, a lighter digit is kept; a printed margin's piece
+    (a hairline), a shaded patch, a stroke running off the photo and one taller
+    than a digit are not."""
+    h, w = 400, 900
+    ink, _ = _ink_layer(h, w, ["4381"], thickness=7)
+    mask = ink > 0.5
+    seven, _ = _ink_layer(h, w, ["7"], thickness=1)
+    seven = np.roll(seven > 0.5, 550, axis=1)
+    others = np.zeros((h, w), np.uint8)
+    cv2.line(others, (800, 100), (815, 150), 1, 1)  # a hairline, digit-tall
+    others[250:300, 700:740] = 1  # a broad patch
+    cv2.line(others, (0, 220), (20, 265), 1, 5)  # a stroke off the photo's edge
+    cv2.line(others, (480, 20), (500, 200), 1, 5)  # a stroke taller than any digit
+    rest = seven | (others > 0)
+    ink8 = np.where(mask, 200, np.where(rest, 70, 0)).astype(np.uint8)
+    kept = extraction._faint_digits(rest, ink8, mask, grow=40.0)
+    assert kept[seven].all() and not kept[~seven].any()
+    # ...and not when its strokes stay too far under the seed level.
+    weak = np.where(rest, 50, ink8).astype(np.uint8)
+    assert not extraction._faint_digits(rest, weak, mask, grow=40.0).any()
+
+
+def test_a_one_pressed_against_a_digit_offers_two_piece_readings() -> None:
+    """A 1 overlapping a 6 makes a blob hardly wider than a digit: it is still offered
+    cuts, one of which separates the two."""
+    h, w = 400, 600
+    ink = np.zeros((h, w), np.uint8)
+    cv2.putText(ink, "6", (200, 250), FONT, 3.0, 255, 8)
+    cv2.line(ink, (258, 160), (252, 250), 255, 8)  # a 1 touching the 6's right side
+    assert cv2.connectedComponents(ink)[0] - 1 == 1  # precondition: one blob
+    (lines,) = extract_digits(_compose(_paper(h, w), ink.astype(np.float32) / 255.0))
+    (blob,) = lines
+    assert blob.box[2] < 0.75 * blob.box[3]  # narrower than stop 15's threshold
+    assert blob.splits is not None and len(blob.splits) > 0
+    # Some cut leaves the 1 (about 10 px wide, at x 248-262) on its own.
+    assert any(right.box[2] <= 20 and right.box[0] >= 240 for _, right in blob.splits)
