@@ -312,12 +312,21 @@ def _grow_level(ink8: np.ndarray, seed: float, grow: float) -> float:
     return min(grow, lowered) if hi < lowered or lo > lowered or 1.5 * hi < seed else grow
 
 
-def _hysteresis(weak: np.ndarray, ink8: np.ndarray, seed: float) -> np.ndarray:
-    """Keep the connected parts of ``weak`` that contain at least one seed pixel."""
-    n, labels = cv2.connectedComponents(weak.astype(np.uint8), connectivity=8)
+def _seeded_parts(
+    weak: np.ndarray, ink8: np.ndarray, seed: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The connected parts of ``weak``: their labels, their stats (OpenCV's table, row 0
+    the background) and whether each holds a seed pixel (the background never does)."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(weak.astype(np.uint8), connectivity=8)
     strong = np.zeros(n, bool)
     strong[np.unique(labels[(ink8 > seed) & weak])] = True
     strong[0] = False
+    return labels, stats, strong
+
+
+def _hysteresis(weak: np.ndarray, ink8: np.ndarray, seed: float) -> np.ndarray:
+    """Keep the connected parts of ``weak`` that contain at least one seed pixel."""
+    labels, _, strong = _seeded_parts(weak, ink8, seed)
     return strong[labels]
 
 
@@ -332,28 +341,31 @@ _FAINT_HEIGHT = (0.5, 1.5)
 _FAINT_PEN = (0.4, 0.9)
 
 
-def _faint_digits(rest: np.ndarray, ink8: np.ndarray, mask: np.ndarray, grow: float) -> np.ndarray:
-    """The parts of ``rest`` (grown-level ink without a seed) that are digits in their own
-    right: as tall as the page's digits and no wider than two, off the photo's border,
-    drawn with a pen near the page's, their strokes (90th percentile of their ink) clearly
-    above the grow level."""
-    typical = _typical_height(mask)
-    out = np.zeros_like(mask)
-    if typical is None or not rest.any():
+def _faint_digits(
+    labels: np.ndarray, stats: np.ndarray, strong: np.ndarray, ink8: np.ndarray, grow: float
+) -> np.ndarray:
+    """The seedless parts (``_seeded_parts``) that are digits in their own right: as tall
+    as the page's digits (those of the seeded parts) and no wider than twice that, off the
+    photo's border, drawn with a pen near the page's, their strokes (90th percentile of
+    their ink) clearly above the grow level."""
+    out = np.zeros(labels.shape, bool)
+    typical = _typical_height_of(stats[strong], labels.shape)
+    if typical is None:
         return out
-    pen = stroke_width(mask)
-    _, labels, stats, _ = cv2.connectedComponentsWithStats(rest.astype(np.uint8), connectivity=8)
     x, y, w, h = (stats[:, i] for i in range(4))
     lo, hi = _FAINT_HEIGHT
-    ok = (h >= lo * typical) & (h <= hi * typical) & (w <= 2 * typical)
-    ok &= (x > 0) & (y > 0) & (x + w < mask.shape[1]) & (y + h < mask.shape[0])
+    ok = ~strong & (h >= lo * typical) & (h <= hi * typical) & (w <= 2 * typical)
+    ok &= (x > 0) & (y > 0) & (x + w < labels.shape[1]) & (y + h < labels.shape[0])
     ok[0] = False
+    pen = None
     for i in np.flatnonzero(ok):
         box = np.s_[y[i] : y[i] + h[i], x[i] : x[i] + w[i]]
         part = labels[box] == i
-        width = stroke_width(part) / max(pen, 1e-6)
-        strong = np.percentile(ink8[box][part], 90) >= _FAINT_PEAK * grow
-        if strong and _FAINT_PEN[0] <= width <= _FAINT_PEN[1]:
+        if np.percentile(ink8[box][part], 90) < _FAINT_PEAK * grow:
+            continue
+        if pen is None:
+            pen = max(stroke_width(strong[labels]), 1e-6)
+        if _FAINT_PEN[0] <= stroke_width(part) / pen <= _FAINT_PEN[1]:
             out[box] |= part
     return out
 
@@ -478,13 +490,18 @@ def _typical_height(mask: np.ndarray) -> float | None:
     Page-sized components (ruled lines joined by a margin, page edges) do not count;
     None when they hold most of the ink."""
     _, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    stats = stats[1:]
+    return _typical_height_of(stats[1:], mask.shape)
+
+
+def _typical_height_of(stats: np.ndarray, shape: tuple[int, ...]) -> float | None:
+    """``_typical_height`` of the components with these stats (OpenCV's table, without the
+    background) in an image of this shape."""
     if len(stats) == 0:
         return None
     h = stats[:, cv2.CC_STAT_HEIGHT].astype(np.float64)
     w = stats[:, cv2.CC_STAT_WIDTH].astype(np.float64)
     a = stats[:, cv2.CC_STAT_AREA].astype(np.float64)
-    ok = (h < 0.5 * mask.shape[0]) & (w < 0.5 * mask.shape[1])
+    ok = (h < 0.5 * shape[0]) & (w < 0.5 * shape[1])
     if a[ok].sum() < 0.5 * a.sum():
         return None
     h, a = h[ok], a[ok]
@@ -932,11 +949,10 @@ def _segment(image: np.ndarray, light_ink: bool | None = None) -> list[list[_Blo
     weak = ink8 > grow
     if not weak.any():
         return []
-    ruled = remove_rules(weak, ink8, seed)
-    mask = _hysteresis(ruled, ink8, seed)
-    if not mask.any():
+    labels, stats, strong = _seeded_parts(remove_rules(weak, ink8, seed), ink8, seed)
+    if not strong.any():
         return []
-    mask |= _faint_digits(ruled & ~mask, ink8, mask, grow)
+    mask = strong[labels] | _faint_digits(labels, stats, strong, ink8, grow)
     mask = _drop_solid(mask)
     blobs, typical = _blobs(mask)
     if not blobs:

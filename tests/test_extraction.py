@@ -502,11 +502,13 @@ def test_faint_pass_takes_digit_sized_strokes_only() -> None:
     cv2.line(others, (480, 20), (500, 200), 1, 5)  # a stroke taller than any digit
     rest = seven | (others > 0)
     ink8 = np.where(mask, 200, np.where(rest, 70, 0)).astype(np.uint8)
-    kept = extraction._faint_digits(rest, ink8, mask, grow=40.0)
+    parts = extraction._seeded_parts(mask | rest, ink8, seed=100.0)
+    assert not parts[2][parts[0][rest]].any()  # precondition: no seed outside the digits
+    kept = extraction._faint_digits(*parts, ink8, grow=40.0)
     assert kept[seven].all() and not kept[~seven].any()
-    # ...and not when its strokes stay too far under the seed level.
-    weak = np.where(rest, 50, ink8).astype(np.uint8)
-    assert not extraction._faint_digits(rest, weak, mask, grow=40.0).any()
+    # ...and not when its strokes stay too close to the grow level.
+    fainter = np.where(rest, 50, ink8).astype(np.uint8)
+    assert not extraction._faint_digits(*parts, fainter, grow=40.0).any()
 
 
 def test_a_one_pressed_against_a_digit_offers_two_piece_readings() -> None:
