@@ -910,15 +910,18 @@ def _line_digits(line: list[_Blob], page_width: float, ink8: np.ndarray) -> list
         if len(parts) == 1 and b.w > _SPLIT_ASPECT * b.h and b.w > _SPLIT_WIDTH * width:
             parts = _split_touching(b, width, height)
         out.extend(parts)
-    digits = []
+    digits, dashes = [], []
     for b in out:
         if max(b.w, b.h) < 0.35 * height:
             continue  # specks, dots, punctuation
         if b.h < 0.3 * height and b.w > 1.5 * b.h:
-            continue  # dashes, minus signs, underline pieces
+            dashes.append(b)  # dashes, minus signs, underline pieces; or a 5's bar
+            continue
+        digits.append(b)
+    digits = [_with_bar(b, dashes, height) for b in sorted(digits, key=lambda b: b.x)]
+    for b in digits:
         if b.w >= _ALT_ASPECT * b.h:
             b.splits = _Splits(b, ink8)
-        digits.append(b)
     digits.sort(key=lambda b: b.x + b.w / 2)
     for a, b in itertools.pairwise(digits):
         if b.x - (a.x + a.w) <= _JOIN_GAP * height:
@@ -926,6 +929,20 @@ def _line_digits(line: list[_Blob], page_width: float, ink8: np.ndarray) -> list
             if u.w <= _JOIN_WIDTH * height and u.h <= _JOIN_WIDTH * height:
                 a.joined = u
     return digits
+
+
+def _with_bar(blob: _Blob, dashes: list[_Blob], height: float) -> _Blob:
+    """The blob with a dash that starts at its top right, as a 5's detached bar does
+    (too far out to be merged as a fragment, too flat to stand as a digit); the dash is
+    used up."""
+    for k, d in enumerate(dashes):
+        starts = blob.x < d.x <= blob.x + blob.w + 0.15 * height
+        on_top = blob.y - 0.2 * height <= d.y + d.h / 2 <= blob.y + 0.35 * blob.h
+        u = _union(blob, d)
+        if starts and on_top and u.w <= _JOIN_WIDTH * height:
+            del dashes[k]
+            return u
+    return blob
 
 
 def _drop_solid(mask: np.ndarray) -> np.ndarray:

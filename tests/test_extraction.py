@@ -525,3 +525,37 @@ def test_a_one_pressed_against_a_digit_offers_two_piece_readings() -> None:
     assert blob.splits is not None and len(blob.splits) > 0
     # Some cut leaves the 1 (about 10 px wide, at x 248-262) on its own.
     assert any(right.box[2] <= 20 and right.box[0] >= 240 for _, right in blob.splits)
+
+
+def test_a_fives_far_detached_bar_joins_it(monkeypatch) -> None:
+    """A 5 whose top bar came off and runs out to the right: too far for the fragment
+    merge, too flat for a digit, it is still the 5's bar."""
+    h, w = 400, 700
+    ink = np.zeros((h, w), np.uint8)
+    cv2.putText(ink, "5", (200, 250), FONT, 3.0, 255, 8)
+    x0, y0, bw, _ = cv2.boundingRect(ink)
+    ink[y0 : y0 + 12, x0 + bw // 3 :] = 0  # the drawn bar off...
+    x0, y0, bw, bh = cv2.boundingRect(ink)
+    end = x0 + int(1.52 * bh)
+    cv2.line(ink, (x0 + bw - 10, y0 - 12), (end, y0 - 14), 255, 7)  # ...and drawn apart
+    assert cv2.connectedComponents(ink)[0] - 1 == 2  # precondition: two pieces
+    img = _compose(_paper(h, w), ink.astype(np.float32) / 255.0)
+    ((five,),) = extract_digits(img)
+    assert five.box[0] <= x0 + 2 and five.box[0] + five.box[2] >= end
+    assert five.box[1] <= y0 - 12
+    # Precondition: without it the bar is dropped as a dash and the 5 loses it.
+    monkeypatch.setattr(extraction, "_with_bar", lambda blob, dashes, height: blob)
+    ((alone,),) = extract_digits(img)
+    assert alone.box[0] + alone.box[2] < end - 30
+
+
+def test_a_minus_sign_beside_a_digit_stays_out() -> None:
+    h, w = 400, 800
+    ink = np.zeros((h, w), np.uint8)
+    cv2.putText(ink, "4", (200, 250), FONT, 3.0, 255, 8)
+    x0, y0, bw, bh = cv2.boundingRect(ink)
+    cv2.line(ink, (x0 + bw + 8, y0 + bh // 2), (x0 + bw + 50, y0 + bh // 2), 255, 7)
+    cv2.putText(ink, "2", (x0 + bw + 70, 250), FONT, 3.0, 255, 8)
+    (line,) = extract_digits(_compose(_paper(h, w), ink.astype(np.float32) / 255.0))
+    assert len(line) == 2
+    assert line[0].box[0] + line[0].box[2] <= x0 + bw + 4  # the 4 without the dash
