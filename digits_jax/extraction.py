@@ -938,10 +938,10 @@ def _with_bar(blob: _Blob, dashes: list[_Blob], height: float) -> _Blob:
     for k, d in enumerate(dashes):
         starts = blob.x < d.x <= blob.x + blob.w + 0.15 * height
         on_top = blob.y - 0.2 * height <= d.y + d.h / 2 <= blob.y + 0.35 * blob.h
-        u = _union(blob, d)
-        if starts and on_top and u.w <= _JOIN_WIDTH * height:
+        wide = max(blob.x + blob.w, d.x + d.w) - blob.x  # the union's width
+        if starts and on_top and wide <= _JOIN_WIDTH * height:
             del dashes[k]
-            return u
+            return _union(blob, d)
     return blob
 
 
