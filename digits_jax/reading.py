@@ -14,18 +14,15 @@ from typing import Any
 
 import numpy as np
 
-from digits_jax import images, layout
+from digits_jax import images, layout, split_rule
 from digits_jax.errors import DigitsJaxError
 from digits_jax.extraction import Digit, extract_digits
 
 UNSURE = "?"
-# How read decides extraction's alternatives (``resolve_alternatives``): a wide digit is
-# split when the pair detector gives at least SPLIT_PAIR_PROBABILITY and both pieces are
-# read with SPLIT_CONFIDENCE; neighbours are joined when the detector gives their union
-# less than JOIN_PAIR_PROBABILITY and it is read with JOIN_CONFIDENCE. Chosen on generated
-# pages of seed 1 (digit accuracy of the reading), checked on seeds 0 and 2.
-SPLIT_PAIR_PROBABILITY = 0.97
-SPLIT_CONFIDENCE = 0.99
+# How read joins extraction's alternatives (``resolve_alternatives``; ``split_rule``
+# splits): neighbours are joined when the detector gives their union less than
+# JOIN_PAIR_PROBABILITY and it is read with JOIN_CONFIDENCE. Chosen on generated pages
+# of seed 1 (digit accuracy of the reading), checked on seeds 0 and 2.
 JOIN_PAIR_PROBABILITY = 0.5
 JOIN_CONFIDENCE = 0.9
 
@@ -158,18 +155,59 @@ def decide_alternatives(
     return out
 
 
+@dataclass
+class SplitCandidate:
+    """A wide digit that might be two: its best cut (the one whose less sure piece is
+    surest), the pieces' probabilities (2, 10) and the split rule's inputs."""
+
+    digit: Digit
+    cut: tuple[Digit, Digit]
+    piece_probs: np.ndarray
+    inputs: np.ndarray
+
+
+def split_candidates(
+    model: Any,
+    lines: list[list[Digit]],
+    probs_of: dict[int, np.ndarray],
+    pair_of: dict[int, float],
+    tta: int = 1,
+) -> list[SplitCandidate]:
+    """The wide digits of ``lines`` the detector gives at least ``split_rule.MIN_PAIR``
+    (``probs_of``, ``pair_of``: the first pass's outputs by ``id``), their cuts' pieces
+    read in one batch."""
+    wide = [
+        (d, float(np.median([x.box[2] for x in line])))
+        for line in lines
+        for d in line
+        if d.splits is not None and pair_of[id(d)] >= split_rule.MIN_PAIR and d.splits
+    ]
+    crops = [p.crop for d, _ in wide for cut in d.splits for p in cut]
+    probs = probabilities(model, crops, tta)
+    out, at = [], 0
+    for d, line_width in wide:
+        pieces = probs[at : at + 2 * len(d.splits)].reshape(-1, 2, 10)
+        at += 2 * len(d.splits)
+        best = int(np.argmax(pieces.max(axis=2).min(axis=1)))
+        _, _, w, h = d.box
+        inputs = split_rule.inputs(
+            pair_of[id(d)], probs_of[id(d)], pieces[best], w / line_width, w / h
+        )
+        out.append(SplitCandidate(d, d.splits[best], pieces[best], inputs))
+    return out
+
+
 def resolve_alternatives(
     lines: list[list[Digit]], model: Any, tta: int = 1
 ) -> tuple[list[list[Digit]], np.ndarray]:
     """The lines with extraction's alternative readings decided by the model, and the
     probabilities (N, 10) of their digits in order (the digits and their unions with a
-    neighbour read in one pass, the pieces of those the detector calls two in another).
+    neighbour read in one pass, the pieces of the wide ones' cuts in another).
 
     Two neighbours become one digit when their union is confidently one digit (more so
-    than the less sure of the two) and the pair detector does not call it two; a wide
-    digit becomes two when the detector calls it two and the classifier reads both
-    pieces of one of its cuts confidently (the cut whose less sure piece is surest).
-    A model without a pair detector leaves the lines as extracted."""
+    than the less sure of the two) and the pair detector does not call it two. A wide
+    digit becomes the two pieces of its cut whose less sure piece is surest when
+    ``split_rule`` says so. A model without a pair detector leaves the lines as extracted."""
     flat = [d for line in lines for d in line]
     unions = [d.joined for d in flat if d.joined is not None]
     wide = [d for d in flat if d.splits is not None]  # their cuts are worked out if asked
@@ -178,21 +216,17 @@ def resolve_alternatives(
     if pair is None or not (unions or wide):
         return lines, first_probs[: len(flat)]
     pair_of = dict(zip(map(id, first), pair, strict=True))
-    candidates = [d for d in wide if pair_of[id(d)] >= SPLIT_PAIR_PROBABILITY]
-    pieces = [p for d in candidates for split in d.splits for p in split]
-    piece_probs = probabilities(model, [d.crop for d in pieces], tta)
-    probs_of = dict(zip(map(id, first + pieces), [*first_probs, *piece_probs], strict=True))
+    probs_of = dict(zip(map(id, first), first_probs, strict=True))
+    candidates = split_candidates(model, lines, probs_of, pair_of, tta)
+    take = split_rule.split(np.array([c.inputs for c in candidates]))
+    cuts = {}
+    for c in (c for c, yes in zip(candidates, take, strict=True) if yes):
+        cuts[id(c.digit)] = c.cut
+        probs_of.update(zip(map(id, c.cut), c.piece_probs, strict=True))
     sure = {key: float(p.max()) for key, p in probs_of.items()}
-    to_split = {id(d) for d in candidates}
 
     def split_of(d: Digit) -> tuple[Digit, ...]:
-        if id(d) not in to_split:
-            return (d,)
-        weakest = [min(sure[id(p)] for p in split) for split in d.splits]
-        if not weakest:
-            return (d,)
-        best = int(np.argmax(weakest))
-        return d.splits[best] if weakest[best] >= SPLIT_CONFIDENCE else (d,)
+        return cuts.get(id(d), (d,))
 
     def join(d: Digit, after: Digit) -> bool:
         union = sure[id(d.joined)]

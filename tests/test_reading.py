@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from digits_jax import cli, data, inference, reading, synthetic_pages
+from digits_jax import cli, data, inference, reading, split_rule, synthetic_pages
 from digits_jax.scoring import edit_distance
 
 ASSETS = Path(__file__).resolve().parent.parent / "digits_jax" / "assets"
@@ -257,7 +257,10 @@ def _digit(key, x, splits=None, joined=None):
     return reading.Digit((x, 0, 10, 20), crop, splits, joined)
 
 
-def test_alternatives_are_decided_by_the_detector_and_the_classifier():
+def test_alternatives_are_decided_by_the_detector_and_the_classifier(monkeypatch):
+    # A known split rule: two digits when the less sure piece is read with >= 0.99.
+    monkeypatch.setattr(split_rule, "WEIGHTS", (0, 0, 1, 0, 0, 0, 0))
+    monkeypatch.setattr(split_rule, "BIAS", -np.log(0.99 / 0.01) + 1e-9)
     # Digit 1 is wide with two cuts; digits 2 and 3 are neighbours that may be one.
     cut_a = (_digit(10, 0), _digit(11, 5))
     cut_b = (_digit(12, 0), _digit(13, 5))
@@ -266,10 +269,10 @@ def test_alternatives_are_decided_by_the_detector_and_the_classifier():
     reads = {1: (0, 0.99), 2: (1, 0.6), 3: (7, 0.7), 20: (4, 0.98)}
     reads |= {10: (3, 0.999), 11: (5, 0.5), 12: (3, 0.999), 13: (8, 0.995)}
     pairs = {1: 0.99, 20: 0.1}
-    assert pairs[1] >= reading.SPLIT_PAIR_PROBABILITY and reads[13][1] >= reading.SPLIT_CONFIDENCE
     model = _ScriptedModel(reads, pairs)
     (out,), probs = reading.resolve_alternatives([line], model)
-    # The cut whose weaker piece is surer wins; the neighbours become one 4.
+    # The cut whose weaker piece is surer is the one the rule judges, and taken; the
+    # neighbours become one 4.
     assert _ids(out) == _ids([cut_b[0], cut_b[1], union])
     assert probs.shape == (3, 10) and list(probs.argmax(axis=1)) == [3, 8, 4]
     page = reading.ExtractedPage("p", np.zeros((9, 9)), 1.0, [line])
@@ -277,10 +280,21 @@ def test_alternatives_are_decided_by_the_detector_and_the_classifier():
     assert results[0].lines[0].text == "384"
     # The page now holds the digits as read (what --crops saves and --annotate draws).
     assert _ids(page.lines[0]) == _ids(out)
-    # The detector calls the wide digit one digit: no split; the union a pair: no join.
-    (out,), _ = reading.resolve_alternatives([line], _ScriptedModel(reads, {1: 0.5, 20: 0.9}))
+    # The rule's inputs: the detector's call, the whole's and pieces' confidences, the
+    # blob's width for its line (all three 10 px wide) and its aspect (10 x 20).
+    probs_of = {id(line[0]): model.probabilities([line[0].crop])[0]}
+    (candidate,) = reading.split_candidates(model, [line], probs_of, {id(line[0]): 0.99})
+    assert candidate.cut == cut_b
+    logit = lambda p: np.log(p / (1 - p))  # noqa: E731
+    expected = [logit(0.99), logit(0.99), logit(0.995), logit(0.999), 1.0, 0.5, 1.0]
+    np.testing.assert_allclose(candidate.inputs, expected, rtol=1e-5)
+    # The detector gives the wide digit under MIN_PAIR: not even judged; the union a
+    # pair: no join.
+    few = _ScriptedModel(reads, {1: split_rule.MIN_PAIR / 2, 20: 0.9})
+    (out,), _ = reading.resolve_alternatives([line], few)
     assert _ids(out) == _ids(line)
-    # Pieces not read confidently enough; a union read less surely than its parts.
+    # The rule says no (pieces not read confidently enough); a union read less surely
+    # than its parts.
     unsure = reads | {13: (8, 0.98), 2: (1, 0.99), 3: (7, 0.97), 20: (4, 0.95)}
     (out,), _ = reading.resolve_alternatives([line], _ScriptedModel(unsure, pairs))
     assert _ids(out) == _ids(line)
