@@ -18,10 +18,9 @@ import numpy as np
 MIN_PAIR = 0.2
 # Weights of ``inputs`` and the bias, threshold folded in: split when the score >= 0.
 # From `python scripts/fit_split_rule.py --model workdirs/classifier --pages 1200`.
-WEIGHTS = (0.292, -0.337, 0.378, 0.268, 3.044, -0.32, -0.595)
-BIAS = -7.202
+WEIGHTS = (0.282, -0.311, 0.364, 0.256, 1.512, -0.238, -0.109)
+BIAS = -6.178
 INPUTS = len(WEIGHTS)
-_L2 = 1.0  # on standardised inputs
 
 
 def _logit(p: float) -> float:
@@ -58,25 +57,11 @@ def split(
     return np.asarray(x, np.float64).reshape(-1, len(w)) @ w + b >= 0.0
 
 
-def _newton_logistic(x: np.ndarray, y: np.ndarray, l2: float, steps: int = 25) -> np.ndarray:
-    """Weights (D + 1,) of an L2-regularised logistic regression on standardised ``x``."""
-    z = np.c_[x, np.ones(len(x))]
-    w = np.zeros(z.shape[1])
-    penalty = np.r_[np.full(x.shape[1], l2), 0.0]
-    for _ in range(steps):
-        p = 1.0 / (1.0 + np.exp(-(z @ w)))
-        grad = z.T @ (p - y) + penalty * w
-        hess = (z * (p * (1 - p))[:, None]).T @ z + np.diag(penalty)
-        w -= np.linalg.solve(hess, grad)
-    return w
-
-
 def _weights(x: np.ndarray, gain: np.ndarray) -> tuple[np.ndarray, float]:
     """(weights, bias) of the regression for gain > 0, on the raw inputs."""
-    mean, std = x.mean(0), x.std(0) + 1e-9
-    w = _newton_logistic((x - mean) / std, (gain > 0).astype(np.float64), _L2)
-    weights = w[:-1] / std
-    return weights, float(w[-1] - mean @ weights)
+    from digits_jax.pair_detector import fit_logistic  # (JAX: fitting only)
+
+    return fit_logistic(x, (gain > 0).astype(np.float64))
 
 
 def best_threshold(score: np.ndarray, gain: np.ndarray) -> float:

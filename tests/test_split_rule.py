@@ -13,15 +13,9 @@ def _blobs(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Rule inputs whose first and fifth columns decide whether a cut finds a digit more
     (gain 1) or loses one (gain -1); most blobs are single digits (gain 0)."""
     rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, split_rule.INPUTS)) * [3, 2, 2, 2, 0.3, 0.2, 1] + [
-        0,
-        4,
-        4,
-        6,
-        1,
-        0.6,
-        1,
-    ]
+    scale = np.array([3, 2, 2, 2, 0.3, 0.2, 1])
+    offset = np.array([0, 4, 4, 6, 1, 0.6, 1])
+    x = rng.normal(size=(n, split_rule.INPUTS)) * scale + offset
     signal = x[:, 0] / 3 + (x[:, 4] - 1) / 0.3
     gain = np.where(signal > 2.0, 1.0, np.where(signal > 1.5, -1.0, 0.0))
     return x, gain
