@@ -79,7 +79,8 @@ class Digit:
 
 class _Splits(Sequence[tuple[Digit, Digit]]):
     """A wide digit's two-piece readings, worked out when first asked for: most never are
-    (only where a pair detector calls the digit two), and a page can have dozens."""
+    (only where the pair detector gives the digit some chance of being two, as
+    ``reading.split_candidates`` asks), and a page can have dozens."""
 
     def __init__(self, blob: _Blob, ink8: np.ndarray, scale: float = 1.0):
         # The blob's own ink, so the page's ink map need not be kept.
