@@ -18,16 +18,11 @@ import json
 import multiprocessing
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 from measure_extraction import match_boxes
+from tqdm import tqdm
 
 from digits_jax import inference, reading, split_rule
 from digits_jax.errors import DigitsJaxError
