@@ -7,6 +7,7 @@ with its error while the others are still read.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -14,17 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from digits_jax import images, layout, split_rule
+from digits_jax import decision_rules, images, layout
 from digits_jax.errors import DigitsJaxError
 from digits_jax.extraction import Digit, extract_digits
 
 UNSURE = "?"
-# How read joins extraction's alternatives (``resolve_alternatives``; ``split_rule``
-# splits): neighbours are joined when the detector gives their union less than
-# JOIN_PAIR_PROBABILITY and it is read with JOIN_CONFIDENCE. Chosen on generated pages
-# of seed 1 (digit accuracy of the reading), checked on seeds 0 and 2.
-JOIN_PAIR_PROBABILITY = 0.5
-JOIN_CONFIDENCE = 0.9
 
 
 @dataclass
@@ -155,6 +150,11 @@ def decide_alternatives(
     return out
 
 
+def _line_size(line: list[Digit]) -> tuple[float, float]:
+    """A line's median digit (width, height)."""
+    return float(np.median([d.box[2] for d in line])), float(np.median([d.box[3] for d in line]))
+
+
 @dataclass
 class SplitCandidate:
     """A wide digit that might be two: its best cut (the one whose less sure piece is
@@ -173,14 +173,14 @@ def split_candidates(
     pair_of: dict[int, float],
     tta: int = 1,
 ) -> list[SplitCandidate]:
-    """The wide digits of ``lines`` the detector gives at least ``split_rule.MIN_PAIR``
+    """The wide digits of ``lines`` the detector gives at least ``decision_rules.MIN_PAIR``
     (``probs_of``, ``pair_of``: the first pass's outputs by ``id``), their cuts' pieces
     read in one batch."""
     wide = [
-        (d, float(np.median([x.box[2] for x in line])))
+        (d, _line_size(line)[0])
         for line in lines
         for d in line
-        if d.splits is not None and pair_of[id(d)] >= split_rule.MIN_PAIR and d.splits
+        if d.splits is not None and pair_of[id(d)] >= decision_rules.MIN_PAIR and d.splits
     ]
     crops = [p.crop for d, _ in wide for cut in d.splits for p in cut]
     probs = probabilities(model, crops, tta)
@@ -190,11 +190,54 @@ def split_candidates(
         at += 2 * len(d.splits)
         best = int(np.argmax(pieces.max(axis=2).min(axis=1)))
         _, _, w, h = d.box
-        inputs = split_rule.inputs(
+        inputs = decision_rules.split_inputs(
             pair_of[id(d)], probs_of[id(d)], pieces[best], w / line_width, w / h
         )
         out.append(SplitCandidate(d, d.splits[best], pieces[best], inputs))
     return out
+
+
+@dataclass
+class JoinCandidate:
+    """A digit whose union with the next one on its line might be one digit, and the
+    join rule's inputs."""
+
+    digit: Digit
+    after: Digit
+    inputs: np.ndarray
+
+
+def join_candidates(
+    lines: list[list[Digit]], probs_of: dict[int, np.ndarray], pair_of: dict[int, float]
+) -> list[JoinCandidate]:
+    """The digits of ``lines`` that have a union with the next one (``Digit.joined``),
+    with the first pass's outputs (by ``id``) of the union and the two."""
+    out = []
+    for line in lines:
+        size = _line_size(line) if line else (1.0, 1.0)
+        for d, after in itertools.pairwise(line):
+            if d.joined is None:
+                continue
+            three = (d.joined, d, after)
+            inputs = decision_rules.join_inputs(
+                [pair_of[id(x)] for x in three],
+                [probs_of[id(x)] for x in three],
+                [x.box for x in three],
+                size,
+            )
+            out.append(JoinCandidate(d, after, inputs))
+    return out
+
+
+def first_pass(
+    model: Any, lines: list[list[Digit]], tta: int = 1
+) -> tuple[list[Digit], np.ndarray, np.ndarray | None]:
+    """The digits of ``lines`` and their unions with a neighbour, in that order, and
+    their probabilities (N, 10) and p(two digits) (N,) (None: no detector), in one pass."""
+    flat = [d for line in lines for d in line]
+    first = flat + [d.joined for d in flat if d.joined is not None]
+    probs, pair = _read(model, [d.crop for d in first], tta)
+    return first, probs, pair
 
 
 def resolve_alternatives(
@@ -204,41 +247,36 @@ def resolve_alternatives(
     probabilities (N, 10) of their digits in order (the digits and their unions with a
     neighbour read in one pass, the pieces of the wide ones' cuts in another).
 
-    Two neighbours become one digit when their union is confidently one digit (more so
-    than the less sure of the two) and the pair detector does not call it two. A wide
-    digit becomes the two pieces of its cut whose less sure piece is surest when
-    ``split_rule`` says so. A model without a pair detector leaves the lines as extracted."""
-    flat = [d for line in lines for d in line]
-    unions = [d.joined for d in flat if d.joined is not None]
-    wide = [d for d in flat if d.splits is not None]  # their cuts are worked out if asked
-    first = flat + unions
-    first_probs, pair = _read(model, [d.crop for d in first], tta)
-    if pair is None or not (unions or wide):
-        return lines, first_probs[: len(flat)]
+    Two neighbours become one digit where ``decision_rules.JOIN`` says so; a wide digit
+    becomes the two pieces of its cut whose less sure piece is surest where
+    ``decision_rules.SPLIT`` does. A model without a pair detector leaves the lines as
+    extracted."""
+    first, first_probs, pair = first_pass(model, lines, tta)
+    n = sum(len(line) for line in lines)
+    unions = len(first) > n
+    if pair is None or not (unions or any(d.splits is not None for d in first)):
+        return lines, first_probs[:n]
     pair_of = dict(zip(map(id, first), pair, strict=True))
     probs_of = dict(zip(map(id, first), first_probs, strict=True))
-    candidates = split_candidates(model, lines, probs_of, pair_of, tta)
-    take = split_rule.split(np.array([c.inputs for c in candidates]))
+    splits = split_candidates(model, lines, probs_of, pair_of, tta)
+    joins = join_candidates(lines, probs_of, pair_of)
     cuts = {}
-    for c in (c for c, yes in zip(candidates, take, strict=True) if yes):
+    for c in _taken(splits, decision_rules.SPLIT):
         cuts[id(c.digit)] = c.cut
         probs_of.update(zip(map(id, c.cut), c.piece_probs, strict=True))
-    sure = {key: float(p.max()) for key, p in probs_of.items()}
+    joined = {id(c.digit) for c in _taken(joins, decision_rules.JOIN)}
 
-    def split_of(d: Digit) -> tuple[Digit, ...]:
-        return cuts.get(id(d), (d,))
-
-    def join(d: Digit, after: Digit) -> bool:
-        union = sure[id(d.joined)]
-        return (
-            pair_of[id(d.joined)] < JOIN_PAIR_PROBABILITY
-            and union >= JOIN_CONFIDENCE
-            and union > min(sure[id(d)], sure[id(after)])
-        )
-
-    out = decide_alternatives(lines, join, split_of)
+    out = decide_alternatives(
+        lines, lambda d, after: id(d) in joined, lambda d: cuts.get(id(d), (d,))
+    )
     order = [probs_of[id(d)] for line in out for d in line]
     return out, np.stack(order) if order else np.zeros((0, 10), np.float32)
+
+
+def _taken(candidates: list, rule: decision_rules.Rule) -> list:
+    """The candidates whose alternative ``rule`` takes."""
+    take = rule.take(np.array([c.inputs for c in candidates]))
+    return [c for c, yes in zip(candidates, take, strict=True) if yes]
 
 
 def classify_pages(

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from digits_jax import cli, data, inference, reading, split_rule, synthetic_pages
+from digits_jax import cli, data, decision_rules, inference, reading, synthetic_pages
 from digits_jax.scoring import edit_distance
 
 ASSETS = Path(__file__).resolve().parent.parent / "digits_jax" / "assets"
@@ -257,10 +257,17 @@ def _digit(key, x, splits=None, joined=None):
     return reading.Digit((x, 0, 10, 20), crop, splits, joined)
 
 
+def _logit(p):
+    return np.log(p / (1 - p))
+
+
 def test_alternatives_are_decided_by_the_detector_and_the_classifier(monkeypatch):
-    # A known split rule: two digits when the less sure piece is read with >= 0.99.
-    monkeypatch.setattr(split_rule, "WEIGHTS", (0, 0, 1, 0, 0, 0, 0))
-    monkeypatch.setattr(split_rule, "BIAS", -np.log(0.99 / 0.01) + 1e-9)
+    # Known rules: two digits when the less sure piece is read with >= 0.99; one digit
+    # when the union's logits of confidence minus p(two digits) reach 5.
+    split = decision_rules.Rule((0, 0, 1, 0, 0, 0, 0), -_logit(0.99) + 1e-9)
+    join = decision_rules.Rule((-1, 0, 0, 1, *[0] * 12), -5.0)
+    monkeypatch.setattr(decision_rules, "SPLIT", split)
+    monkeypatch.setattr(decision_rules, "JOIN", join)
     # Digit 1 is wide with two cuts; digits 2 and 3 are neighbours that may be one.
     cut_a = (_digit(10, 0), _digit(11, 5))
     cut_b = (_digit(12, 0), _digit(13, 5))
@@ -268,7 +275,7 @@ def test_alternatives_are_decided_by_the_detector_and_the_classifier(monkeypatch
     line = [_digit(1, 0, splits=(cut_a, cut_b)), _digit(2, 20, joined=union), _digit(3, 25)]
     reads = {1: (0, 0.99), 2: (1, 0.6), 3: (7, 0.7), 20: (4, 0.98)}
     reads |= {10: (3, 0.999), 11: (5, 0.5), 12: (3, 0.999), 13: (8, 0.995)}
-    pairs = {1: 0.99, 20: 0.1}
+    pairs = {1: 0.99, 2: 0.3, 3: 0.2, 20: 0.1}
     model = _ScriptedModel(reads, pairs)
     (out,), probs = reading.resolve_alternatives([line], model)
     # The cut whose weaker piece is surer is the one the rule judges, and taken; the
@@ -280,27 +287,32 @@ def test_alternatives_are_decided_by_the_detector_and_the_classifier(monkeypatch
     assert results[0].lines[0].text == "384"
     # The page now holds the digits as read (what --crops saves and --annotate draws).
     assert _ids(page.lines[0]) == _ids(out)
-    # The rule's inputs: the detector's call, the whole's and pieces' confidences, the
-    # blob's width for its line (all three 10 px wide) and its aspect (10 x 20).
-    probs_of = {id(line[0]): model.probabilities([line[0].crop])[0]}
-    (candidate,) = reading.split_candidates(model, [line], probs_of, {id(line[0]): 0.99})
+    # The split rule's inputs: the detector's call, the whole's and pieces' confidences,
+    # the blob's width for its line (all three 10 px wide) and its aspect (10 x 20).
+    first, first_probs, first_pairs = reading.first_pass(model, [line])
+    assert _ids(first) == _ids([*line, union])
+    probs_of = dict(zip(map(id, first), first_probs, strict=True))
+    pair_of = dict(zip(map(id, first), first_pairs, strict=True))
+    (candidate,) = reading.split_candidates(model, [line], probs_of, pair_of)
     assert candidate.cut == cut_b
-    logit = lambda p: np.log(p / (1 - p))  # noqa: E731
-    expected = [logit(0.99), logit(0.99), logit(0.995), logit(0.999), 1.0, 0.5, 1.0]
+    expected = [_logit(0.99), _logit(0.99), _logit(0.995), _logit(0.999), 1.0, 0.5, 1.0]
     np.testing.assert_allclose(candidate.inputs, expected, rtol=1e-5)
+    # The join rule's: the detector's calls and the confidences of the union, the left
+    # and the right one, then the geometry (the two overlap by 5 px of a 20 px height).
+    (candidate,) = reading.join_candidates([line], probs_of, pair_of)
+    assert (candidate.digit, candidate.after) == (line[1], line[2])
+    calls = [_logit(p) for p in (0.1, 0.3, 0.2, 0.98, 0.6, 0.7)]
+    np.testing.assert_allclose(candidate.inputs[:6], calls, rtol=1e-5)
+    assert list(candidate.inputs[6:]) == [-0.25, 1, 1, 1, 1, 1, 0.5, 1, 0, 0]
     # The detector gives the wide digit under MIN_PAIR: not even judged; the union a
     # pair: no join.
-    few = _ScriptedModel(reads, {1: split_rule.MIN_PAIR / 2, 20: 0.9})
+    few = _ScriptedModel(reads, pairs | {1: decision_rules.MIN_PAIR / 2, 20: 0.9})
     (out,), _ = reading.resolve_alternatives([line], few)
     assert _ids(out) == _ids(line)
-    # The rule says no (pieces not read confidently enough); a union read less surely
-    # than its parts.
-    unsure = reads | {13: (8, 0.98), 2: (1, 0.99), 3: (7, 0.97), 20: (4, 0.95)}
+    # The rules say no: pieces not read confidently enough, a union not surely enough.
+    unsure = reads | {13: (8, 0.98), 20: (4, 0.9)}
     (out,), _ = reading.resolve_alternatives([line], _ScriptedModel(unsure, pairs))
     assert _ids(out) == _ids(line)
-    # ... or not surely enough: nothing changes either.
-    (out,), _ = reading.resolve_alternatives([line], _ScriptedModel(reads | {20: (4, 0.85)}, pairs))
-    assert _ids(out)[2:] == _ids(line)[1:]  # (the wide digit still splits)
     # A model without a detector reads the lines as extracted.
     (out,), _ = reading.resolve_alternatives([line], _ScriptedModel(reads, None))
     assert _ids(out) == _ids(line)

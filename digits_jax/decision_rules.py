@@ -1,0 +1,152 @@
+"""The rules that decide extraction's alternatives when ``read`` reads a page.
+
+Ink alone cannot tell two fused digits from one wide digit, nor a digit's detached bar
+from a digit of its own; the model's outputs can, together with the geometry. A wide
+blob may be taken as the two pieces of its best cut (``SPLIT``), two neighbours on a
+line as one digit (``JOIN``). Each rule is a logistic regression on a few such inputs
+(``split_inputs``, ``join_inputs``) whose weights and threshold were fitted on the
+candidates of generated pages of MNIST *training* digits, labelled by the truth, by
+``scripts/fit_decision_rules.py``. The threshold maximises the digits found minus the
+spurious boxes, on scores each candidate got from a fit that had not seen it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Take the alternative where inputs . weights + bias >= 0 (threshold folded in)."""
+
+    weights: tuple[float, ...]
+    bias: float
+
+    def take(self, x: np.ndarray) -> np.ndarray:
+        """Whether each row of inputs (N, len(weights)) takes the alternative."""
+        w = np.asarray(self.weights, np.float64)
+        return np.asarray(x, np.float64).reshape(-1, len(w)) @ w + self.bias >= 0.0
+
+
+# Blobs the detector gives less than this are never split (nor fitted on).
+MIN_PAIR = 0.2
+# From `python scripts/fit_decision_rules.py --model workdirs/classifier --pages 1200`.
+SPLIT = Rule((0.282, -0.311, 0.364, 0.256, 1.512, -0.238, -0.109), -6.178)
+JOIN = Rule(
+    (-0.107, 0.005, 0.028, 0.141, -0.118, -0.085, -3.795, 0.306)
+    + (1.257, -4.658, -0.926, -1.056, 0.193, -0.046, -0.241, -0.252),
+    4.741,
+)
+SPLIT_INPUTS = len(SPLIT.weights)
+JOIN_INPUTS = len(JOIN.weights)
+
+
+def _logit(p: float) -> float:
+    p = min(max(float(p), 1e-7), 1 - 1e-7)
+    return float(np.log(p / (1 - p)))
+
+
+def split_inputs(
+    pair: float, whole: np.ndarray, pieces: np.ndarray, rel_width: float, aspect: float
+) -> np.ndarray:
+    """The split rule's inputs for one blob: the detector's p(two digits) of the whole,
+    the classifier's probabilities (10,) of the whole and (2, 10) of its cut's pieces,
+    the blob's width over its line's median width, and its width over its height."""
+    sure = np.max(pieces, axis=1)
+    return np.array(
+        [
+            _logit(pair),
+            _logit(np.max(whole)),
+            _logit(sure.min()),
+            _logit(sure.max()),
+            rel_width,
+            aspect,
+            min(rel_width, 3.0) ** 2,
+        ]
+    )
+
+
+Box = Sequence[int]
+
+
+def join_inputs(
+    pairs: Sequence[float],
+    probs: Sequence[np.ndarray],
+    boxes: Sequence[Box],
+    line_size: tuple[float, float],
+) -> np.ndarray:
+    """The join rule's inputs for two neighbours and their union: the detector's
+    p(two digits) and the classifier's probabilities (10,) of the union, the left and
+    the right one (in that order in each sequence), their boxes (x, y, w, h), and the
+    line's median digit (width, height)."""
+    (_, _, uw, uh), (lx, ly, lw, lh), (rx, ry, rw, rh) = boxes
+    width, height = line_size
+    union, left, right = (np.asarray(p) for p in probs)
+    overlap = max(0, min(ly + lh, ry + rh) - max(ly, ry)) / max(1, min(lh, rh))
+    return np.array(
+        [
+            *(_logit(p) for p in pairs),
+            *(_logit(np.max(p)) for p in (union, left, right)),
+            (rx - lx - lw) / height,  # the gap between them
+            uw / width,
+            uh / height,
+            min(lh, rh) / height,
+            max(lh, rh) / height,
+            min(lw, rw) / width,
+            uw / max(uh, 1),
+            overlap,  # of their rows, over the shorter one's height
+            float(np.argmax(union) == np.argmax(left)),
+            float(np.argmax(union) == np.argmax(right)),
+        ]
+    )
+
+
+def split_value(gain: np.ndarray) -> np.ndarray:
+    """Digits found minus spurious boxes that a split adds, where its pieces match
+    ``gain`` more true digits than the whole: one box more."""
+    return 2.0 * np.asarray(gain, np.float64) - 1.0
+
+
+def join_value(gain: np.ndarray) -> np.ndarray:
+    """Digits found minus spurious boxes that a join adds, where the union matches
+    ``gain`` more true digits than the two: one box fewer."""
+    return 2.0 * np.asarray(gain, np.float64) + 1.0
+
+
+def best_threshold(score: np.ndarray, value: np.ndarray) -> float:
+    """The score from which taking the alternatives gains the most ``value`` (inf when
+    no threshold gains anything; the fewer taken on a tie)."""
+    order = np.argsort(-score, kind="stable")
+    net = np.cumsum(value[order])
+    k = int(np.argmax(net))
+    return float(score[order[k]]) if net[k] > 0 else np.inf
+
+
+def _weights(x: np.ndarray, value: np.ndarray) -> tuple[np.ndarray, float]:
+    """(weights, bias) of the regression for value > 0, on the raw inputs."""
+    from digits_jax.pair_detector import fit_logistic  # (JAX: fitting only)
+
+    return fit_logistic(x, (value > 0).astype(np.float64))
+
+
+def fit(x: np.ndarray, value: np.ndarray, folds: int = 5) -> Rule:
+    """The rule for candidates with inputs ``x`` (N, D) whose alternative, taken, adds
+    ``value`` (``split_value``, ``join_value``). The threshold, folded into the bias, is
+    chosen on out-of-fold scores: on the candidates it was fitted on, a regression looks
+    surer than it is. Nothing to gain anywhere: a rule that never takes one."""
+    never = Rule((0.0,) * x.shape[1], -1.0)
+    if not np.any(value > 0):
+        return never
+    fold = np.arange(len(value)) % folds
+    held_out = np.zeros(len(value))
+    for k in range(folds):
+        weights, bias = _weights(x[fold != k], value[fold != k])
+        held_out[fold == k] = x[fold == k] @ weights + bias
+    threshold = best_threshold(held_out, value)
+    if not np.isfinite(threshold):
+        return never
+    weights, bias = _weights(x, value)
+    return Rule(tuple(round(float(w), 3) for w in weights), round(bias - threshold, 3))

@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""Fit ``digits_jax.decision_rules`` (split, join) on generated pages of MNIST training digits.
+
+Each page is generated, extracted and read as ``digits-jax read`` does. Every wide blob
+the pair detector gives at least ``decision_rules.MIN_PAIR`` and every union of two
+neighbours is labelled by the truth (how many more true digits, box IoU >= 0.5, its best
+cut or the union matches than the blob or the two), and a logistic regression on each
+rule's inputs is fitted to those labels, its threshold chosen on out-of-fold scores.
+Prints the constants to put in ``digits_jax/decision_rules.py`` and how the fitted and
+the current rules do on these candidates.
+
+  python scripts/fit_decision_rules.py --model workdirs/classifier --pages 1200
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import sys
+from typing import Any
+
+import numpy as np
+from measure_extraction import match_boxes
+from tqdm import tqdm
+
+from digits_jax import decision_rules, inference, reading
+from digits_jax.errors import DigitsJaxError
+from digits_jax.extraction import extract_digits
+from digits_jax.synthetic_pages import generate_page
+
+_DIGITS: tuple[np.ndarray, np.ndarray] | None = None
+
+
+def _init(digits: np.ndarray, labels: np.ndarray) -> None:
+    global _DIGITS
+    _DIGITS = (digits, labels)
+
+
+def _page(job: tuple[int, int, float]) -> tuple[list, list]:
+    """(extracted lines, true boxes) of page ``i`` of ``seed`` (in a worker process)."""
+    seed, i, difficulty = job
+    digits, labels = _DIGITS
+    page = generate_page(np.random.default_rng([seed, i]), digits, labels, difficulty)
+    lines = extract_digits(page.image)
+    for line in lines:  # work the cuts out here, in parallel
+        for d in line:
+            if d.splits is not None:
+                len(d.splits)
+    return lines, [t.box for line in page.lines for t in line]
+
+
+def candidates(model: Any, lines: list, truth: list) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each rule's inputs (N, D) and gains (N,) on a page's candidates: how many more true
+    digits the best cut of a wide blob, or the union of two neighbours, matches."""
+    first, probs, pair = reading.first_pass(model, lines)
+    probs_of = dict(zip(map(id, first), probs, strict=True))
+    pair_of = dict(zip(map(id, first), pair, strict=True))
+    found = lambda ds: len(match_boxes(truth, [d.box for d in ds]))  # noqa: E731
+    splits = reading.split_candidates(model, lines, probs_of, pair_of)
+    joins = reading.join_candidates(lines, probs_of, pair_of)
+    return {
+        "split": (
+            np.array([c.inputs for c in splits]).reshape(-1, decision_rules.SPLIT_INPUTS),
+            np.array([found(c.cut) - found([c.digit]) for c in splits], np.float64),
+        ),
+        "join": (
+            np.array([c.inputs for c in joins]).reshape(-1, decision_rules.JOIN_INPUTS),
+            np.array([found([c.digit.joined]) - found([c.digit, c.after]) for c in joins], float),
+        ),
+    }
+
+
+def report(
+    x: np.ndarray, gain: np.ndarray, value: np.ndarray, current: decision_rules.Rule
+) -> dict[str, Any]:
+    """The fitted rule's constants, and what it, the current rule and taking every
+    alternative that helps add on these candidates (digits found, spurious boxes)."""
+    fitted = decision_rules.fit(x, value)
+
+    def net(take: np.ndarray) -> dict[str, int]:
+        found = int(gain[take].sum())
+        return {
+            "taken": int(take.sum()),
+            "found": found,
+            "spurious": found - int(value[take].sum()),
+        }
+
+    return {
+        "candidates": len(gain),
+        "helped_by_taking": int((value > 0).sum()),
+        "weights": list(fitted.weights),
+        "bias": fitted.bias,
+        "fitted_rule": net(fitted.take(x)),
+        "current_rule": net(current.take(x)),
+        "every_one_that_helps": net(value > 0),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="workdirs/classifier", help="classifier workdir")
+    ap.add_argument("--pages", type=int, default=1200)
+    ap.add_argument("--seed", type=int, default=1000, help="pages' seed (not 0-2: measured)")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    args = ap.parse_args(argv)
+    try:
+        from digits_jax.data import load_split
+
+        model = inference.load_classifier(args.model)
+        if model.detector is None:
+            raise DigitsJaxError(f"{args.model} has no pair detector: the rules need its calls")
+        digits, labels = load_split("train")
+    except DigitsJaxError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    jobs = [(args.seed, i, d) for i, d in enumerate(np.linspace(0.0, 1.0, args.pages))]
+    found: dict[str, list] = {"split": [], "join": []}
+    _init(np.asarray(digits), np.asarray(labels))
+    pool = None
+    if args.workers > 1:  # pages generated and extracted in parallel, read here
+        pool = multiprocessing.get_context("spawn").Pool(args.workers, _init, _DIGITS)
+    pages = pool.imap(_page, jobs, chunksize=4) if pool else map(_page, jobs)
+    try:
+        for lines, truth in tqdm(pages, "pages", len(jobs)):
+            for kind, x_gain in candidates(model, lines, truth).items():
+                found[kind].append(x_gain)
+    finally:
+        if pool:
+            pool.terminate()
+    out: dict[str, Any] = {"model": args.model, "pages": args.pages, "seed": args.seed}
+    for kind, value_of, current in (
+        ("split", decision_rules.split_value, decision_rules.SPLIT),
+        ("join", decision_rules.join_value, decision_rules.JOIN),
+    ):
+        x = np.concatenate([x for x, _ in found[kind]])
+        gain = np.concatenate([g for _, g in found[kind]])
+        out[kind] = report(x, gain, value_of(gain), current)
+    print(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""The decision rules: their inputs, their fit and out-of-fold threshold, and the script
+that fits them."""
+
+import importlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from digits_jax import decision_rules as rules
+
+
+def _candidates(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split inputs whose first and fifth columns decide whether a cut finds a digit more
+    (gain 1) or loses one (gain -1); most blobs are single digits (gain 0)."""
+    rng = np.random.default_rng(seed)
+    scale = np.array([3, 2, 2, 2, 0.3, 0.2, 1])
+    offset = np.array([0, 4, 4, 6, 1, 0.6, 1])
+    x = rng.normal(size=(n, rules.SPLIT_INPUTS)) * scale + offset
+    signal = x[:, 0] / 3 + (x[:, 4] - 1) / 0.3
+    gain = np.where(signal > 2.0, 1.0, np.where(signal > 1.5, -1.0, 0.0))
+    return x, gain
+
+
+def test_fit_takes_what_helps_with_an_out_of_fold_threshold():
+    x, gain = _candidates(4000, 0)
+    rule = rules.fit(x, rules.split_value(gain))
+    assert len(rule.weights) == rules.SPLIT_INPUTS
+    test_x, test_gain = _candidates(4000, 1)
+    take = rule.take(test_x)
+    assert np.mean(take[test_gain > 0]) > 0.8
+    assert np.mean(take[test_gain < 0]) < 0.3
+    assert np.mean(take[test_gain == 0]) < 0.01
+    # The threshold maximises digits found minus spurious boxes: shifted either way it
+    # does no better on new candidates.
+    value = rules.split_value(test_gain)
+    score = test_x @ np.array(rule.weights) + rule.bias
+    assert value[take].sum() >= max(value[score >= 1.0].sum(), value[score >= -1.0].sum())
+    # Nothing to gain: a rule that never takes one.
+    never = rules.fit(x, rules.split_value(np.minimum(gain, 0.0)))
+    assert not never.take(x).any()
+
+
+def test_values_count_found_digits_against_spurious_boxes():
+    # A split whose pieces find one more digit: +1 found, no box left over; one that
+    # finds none: a spurious box. A join whose union finds as many: one box fewer.
+    np.testing.assert_array_equal(rules.split_value(np.array([1, 0, -1])), [1, -1, -3])
+    np.testing.assert_array_equal(rules.join_value(np.array([1, 0, -1, -2])), [3, 1, -1, -3])
+    score = np.array([5.0, 4.0, 3.0, 2.0, 1.0])
+    # Down to 3.0: net 1, as at 5.0: the fewer taken win a tie.
+    assert rules.best_threshold(score, np.array([1.0, -1, 1, -1, -1])) == 5.0
+    assert rules.best_threshold(score, np.array([1.0, -1, 1, 1, -1])) == 2.0
+    assert rules.best_threshold(score, np.array([-1.0, -3, -1, -1, -1])) == np.inf
+
+
+def test_split_inputs_and_the_fitted_rule():
+    whole = np.full(10, 0.01)
+    whole[3] = 0.91
+    pieces = np.full((2, 10), 0.0)
+    pieces[0, 1], pieces[1, 7] = 1.0, 0.9  # a sure piece's logit is clipped, not infinite
+    x = rules.split_inputs(0.8, whole, pieces, rel_width=1.6, aspect=1.1)
+    logit = lambda p: np.log(p / (1 - p))  # noqa: E731
+    np.testing.assert_allclose(x[[0, 1, 2]], [logit(0.8), logit(0.91), logit(0.9)])
+    assert np.isfinite(x).all() and x[3] > 15 and list(x[4:]) == [1.6, 1.1, 1.6**2]
+    assert rules.SPLIT.take(np.zeros((0, rules.SPLIT_INPUTS))).shape == (0,)
+    # The fitted rule: a blob twice its line's width that the detector calls two, read
+    # surely in both pieces, is split; a blob of a single digit's width read surely whole
+    # is not.
+    pair = rules.split_inputs(0.999, whole, np.eye(10)[[1, 7]] * 0.999, 2.0, 1.3)
+    single = rules.split_inputs(0.3, np.eye(10)[3] * 0.999, np.eye(10)[[1, 7]] * 0.6, 1.0, 0.7)
+    assert list(rules.SPLIT.take(np.stack([pair, single]))) == [True, False]
+
+
+def _join(union_pair, union, boxes, left=(1, 0.6), right=(7, 0.6)):
+    """Join inputs for a union read as ``union`` (digit, confidence) beside two
+    neighbours read as ``left`` and ``right``, on a line of 20 x 40 digits."""
+    probs = []
+    for digit, sure in (union, left, right):
+        p = np.full(10, (1 - sure) / 9)
+        p[digit] = sure
+        probs.append(p)
+    return rules.join_inputs([union_pair, 0.3, 0.3], probs, boxes, (20.0, 40.0))
+
+
+def test_join_inputs_and_the_fitted_rule():
+    # A 5 whose bar lies a little apart, to the upper right of its body.
+    bar = [(100, 100, 24, 40), (100, 108, 16, 32), (114, 100, 10, 6)]
+    x = _join(0.05, (5, 0.999), bar, left=(6, 0.6), right=(7, 0.3))
+    logit = lambda p: np.log(p / (1 - p))  # noqa: E731
+    np.testing.assert_allclose(x[:6], [logit(p) for p in (0.05, 0.3, 0.3, 0.999, 0.6, 0.3)])
+    # Gap (overlapping by 2 px), union width and height, the shorter and the taller
+    # one's height, the narrower one's width, the union's aspect, the rows they share
+    # over the shorter one's height, the union's class equal to the left's, the right's.
+    expected = [-2 / 40, 24 / 20, 1.0, 6 / 40, 32 / 40, 10 / 20, 24 / 40, 0.0, 0.0, 0.0]
+    np.testing.assert_allclose(x[6:], expected)
+    # The fitted rule joins such a bar to its digit, and keeps apart two digits of a
+    # line's height side by side whose union the detector calls two.
+    apart = [(100, 100, 40, 40), (100, 100, 20, 40), (120, 100, 20, 40)]
+    two = _join(0.98, (0, 0.7), apart, left=(3, 0.99), right=(8, 0.99))
+    assert list(rules.JOIN.take(np.stack([x, two]))) == [True, False]
+
+
+def test_fit_decision_rules_script(reader_model, capsys, monkeypatch):
+    scripts = Path(__file__).resolve().parent.parent / "scripts"
+    monkeypatch.syspath_prepend(str(scripts))
+    script = importlib.import_module("fit_decision_rules")
+    workdir, _ = reader_model
+    argv = ["--model", str(workdir), "--pages", "6", "--workers", "1"]
+    assert script.main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["pages"] == 6
+    for kind, inputs in (("split", rules.SPLIT_INPUTS), ("join", rules.JOIN_INPUTS)):
+        fitted = report[kind]
+        assert fitted["candidates"] >= fitted["helped_by_taking"] >= 0
+        assert len(fitted["weights"]) == inputs
+        # Taking every alternative that helps is the most any rule could gain here.
+        best = fitted["every_one_that_helps"]
+        assert best["taken"] == fitted["helped_by_taking"]
+        for rule in ("fitted_rule", "current_rule"):
+            net = fitted[rule]["found"] - fitted[rule]["spurious"]
+            assert net <= best["found"] - best["spurious"]
+    assert report["join"]["candidates"] > 0
+    assert script.main(["--model", str(workdir / "missing"), "--pages", "1"]) == 2
