@@ -33,11 +33,40 @@ class Rule:
 
 # Blobs the detector gives less than this are never split (nor fitted on).
 MIN_PAIR = 0.2
-# From `python scripts/fit_decision_rules.py --model workdirs/classifier --pages 1200`.
-SPLIT = Rule((0.282, -0.311, 0.364, 0.256, 1.512, -0.238, -0.109), -6.178)
+# From `python scripts/fit_decision_rules.py --model workdirs/classifier --pages 1200`,
+# one weight per input in ``split_inputs`` and ``join_inputs`` order.
+SPLIT = Rule(
+    (
+        0.242,  # logit p(two digits), whole
+        -0.294,  # logit confidence, whole
+        0.351,  # logit confidence, less sure piece
+        0.214,  # logit confidence, surer piece
+        0.851,  # width / line's median width
+        0.84,  # width / height
+        -0.079,  # (width / line's median width, at most 3) squared
+        6.131,  # shorter piece's height / line's median height
+    ),
+    -11.538,
+)
 JOIN = Rule(
-    (-0.107, 0.005, 0.028, 0.141, -0.118, -0.085, -3.795, 0.306)
-    + (1.257, -4.658, -0.926, -1.056, 0.193, -0.046, -0.241, -0.252),
+    (
+        -0.107,  # logit p(two digits): union
+        0.005,  # left
+        0.028,  # right
+        0.141,  # logit confidence: union
+        -0.118,  # left
+        -0.085,  # right
+        -3.795,  # gap / line's median height
+        0.306,  # union's width / line's median width
+        1.257,  # union's height / line's median height
+        -4.658,  # shorter one's height / line's median height
+        -0.926,  # taller one's height / line's median height
+        -1.056,  # narrower one's width / line's median width
+        0.193,  # union's width / height
+        -0.046,  # rows shared / shorter one's height
+        -0.241,  # union read as the left one's digit
+        -0.252,  # union read as the right one's digit
+    ),
     4.741,
 )
 SPLIT_INPUTS = len(SPLIT.weights)
@@ -50,11 +79,18 @@ def _logit(p: float) -> float:
 
 
 def split_inputs(
-    pair: float, whole: np.ndarray, pieces: np.ndarray, rel_width: float, aspect: float
+    pair: float,
+    whole: np.ndarray,
+    pieces: np.ndarray,
+    rel_width: float,
+    aspect: float,
+    piece_height: float,
 ) -> np.ndarray:
     """The split rule's inputs for one blob: the detector's p(two digits) of the whole,
     the classifier's probabilities (10,) of the whole and (2, 10) of its cut's pieces,
-    the blob's width over its line's median width, and its width over its height."""
+    the blob's width over its line's median width, its width over its height, and the
+    shorter piece's height over the line's median height (a crop is scaled to 20 px, so
+    only this tells a partial digit, cut off a whole one, from a small digit)."""
     sure = np.max(pieces, axis=1)
     return np.array(
         [
@@ -65,6 +101,7 @@ def split_inputs(
             rel_width,
             aspect,
             min(rel_width, 3.0) ** 2,
+            piece_height,
         ]
     )
 

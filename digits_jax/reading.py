@@ -177,7 +177,7 @@ def split_candidates(
     (``probs_of``, ``pair_of``: the first pass's outputs by ``id``), their cuts' pieces
     read in one batch."""
     wide = [
-        (d, _line_size(line)[0])
+        (d, _line_size(line))
         for line in lines
         for d in line
         if d.splits is not None and pair_of[id(d)] >= decision_rules.MIN_PAIR and d.splits
@@ -185,13 +185,14 @@ def split_candidates(
     crops = [p.crop for d, _ in wide for cut in d.splits for p in cut]
     probs = probabilities(model, crops, tta)
     out, at = [], 0
-    for d, line_width in wide:
+    for d, (line_width, line_height) in wide:
         pieces = probs[at : at + 2 * len(d.splits)].reshape(-1, 2, 10)
         at += 2 * len(d.splits)
         best = int(np.argmax(pieces.max(axis=2).min(axis=1)))
         _, _, w, h = d.box
+        piece_height = min(p.box[3] for p in d.splits[best]) / line_height
         inputs = decision_rules.split_inputs(
-            pair_of[id(d)], probs_of[id(d)], pieces[best], w / line_width, w / h
+            pair_of[id(d)], probs_of[id(d)], pieces[best], w / line_width, w / h, piece_height
         )
         out.append(SplitCandidate(d, d.splits[best], pieces[best], inputs))
     return out
