@@ -214,8 +214,8 @@ def join_candidates(
     """The digits of ``lines`` that have a union with the next one (``Digit.joined``),
     with the first pass's outputs (by ``id``) of the union and the two."""
     out = []
-    for line in lines:
-        size = _line_size(line) if line else (1.0, 1.0)
+    for line in (line for line in lines if len(line) > 1):
+        size = _line_size(line)
         for d, after in itertools.pairwise(line):
             if d.joined is None:
                 continue

@@ -67,7 +67,9 @@ def candidates(model: Any, lines: list, truth: list) -> dict[str, tuple[np.ndarr
         ),
         "join": (
             np.array([c.inputs for c in joins]).reshape(-1, decision_rules.JOIN_INPUTS),
-            np.array([found([c.digit.joined]) - found([c.digit, c.after]) for c in joins], float),
+            np.array(
+                [found([c.digit.joined]) - found([c.digit, c.after]) for c in joins], np.float64
+            ),
         ),
     }
 
@@ -116,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     jobs = [(args.seed, i, d) for i, d in enumerate(np.linspace(0.0, 1.0, args.pages))]
-    found: dict[str, list] = {"split": [], "join": []}
+    collected: dict[str, list] = {"split": [], "join": []}
     _init(np.asarray(digits), np.asarray(labels))
     pool = None
     if args.workers > 1:  # pages generated and extracted in parallel, read here
@@ -125,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for lines, truth in tqdm(pages, "pages", len(jobs)):
             for kind, x_gain in candidates(model, lines, truth).items():
-                found[kind].append(x_gain)
+                collected[kind].append(x_gain)
     finally:
         if pool:
             pool.terminate()
@@ -134,8 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         ("split", decision_rules.split_value, decision_rules.SPLIT),
         ("join", decision_rules.join_value, decision_rules.JOIN),
     ):
-        x = np.concatenate([x for x, _ in found[kind]])
-        gain = np.concatenate([g for _, g in found[kind]])
+        x = np.concatenate([x for x, _ in collected[kind]])
+        gain = np.concatenate([g for _, g in collected[kind]])
         out[kind] = report(x, gain, value_of(gain), current)
     print(json.dumps(out, indent=1))
     return 0
