@@ -232,13 +232,14 @@ def join_candidates(
 
 def first_pass(
     model: Any, lines: list[list[Digit]], tta: int = 1
-) -> tuple[list[Digit], np.ndarray, np.ndarray | None]:
-    """The digits of ``lines`` and their unions with a neighbour, in that order, and
-    their probabilities (N, 10) and p(two digits) (N,) (None: no detector), in one pass."""
+) -> tuple[dict[int, np.ndarray], dict[int, float] | None]:
+    """The probabilities (10,) and p(two digits) (None: no detector) of the digits of
+    ``lines`` and of their unions with a neighbour, by ``id``, read in one pass."""
     flat = [d for line in lines for d in line]
     first = flat + [d.joined for d in flat if d.joined is not None]
     probs, pair = _read(model, [d.crop for d in first], tta)
-    return first, probs, pair
+    probs_of = dict(zip(map(id, first), probs, strict=True))
+    return probs_of, None if pair is None else dict(zip(map(id, first), pair, strict=True))
 
 
 def resolve_alternatives(
@@ -252,21 +253,16 @@ def resolve_alternatives(
     becomes the two pieces of its cut whose less sure piece is surest where
     ``decision_rules.SPLIT`` does. A model without a pair detector leaves the lines as
     extracted."""
-    first, first_probs, pair = first_pass(model, lines, tta)
-    n = sum(len(line) for line in lines)
-    unions = len(first) > n
-    if pair is None or not (unions or any(d.splits is not None for d in first)):
-        return lines, first_probs[:n]
-    pair_of = dict(zip(map(id, first), pair, strict=True))
-    probs_of = dict(zip(map(id, first), first_probs, strict=True))
-    splits = split_candidates(model, lines, probs_of, pair_of, tta)
-    joins = join_candidates(lines, probs_of, pair_of)
-    cuts = {}
-    for c in _taken(splits, decision_rules.SPLIT):
-        cuts[id(c.digit)] = c.cut
-        probs_of.update(zip(map(id, c.cut), c.piece_probs, strict=True))
-    joined = {id(c.digit) for c in _taken(joins, decision_rules.JOIN)}
-
+    probs_of, pair_of = first_pass(model, lines, tta)
+    cuts: dict[int, tuple[Digit, Digit]] = {}
+    joined: set[int] = set()
+    if pair_of is not None:
+        splits = split_candidates(model, lines, probs_of, pair_of, tta)
+        for c in _taken(splits, decision_rules.SPLIT):
+            cuts[id(c.digit)] = c.cut
+            probs_of.update(zip(map(id, c.cut), c.piece_probs, strict=True))
+        joins = join_candidates(lines, probs_of, pair_of)
+        joined = {id(c.digit) for c in _taken(joins, decision_rules.JOIN)}
     out = decide_alternatives(
         lines, lambda d, after: id(d) in joined, lambda d: cuts.get(id(d), (d,))
     )

@@ -54,9 +54,7 @@ def _page(job: tuple[int, int, float]) -> tuple[list, list]:
 def candidates(model: Any, lines: list, truth: list) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Each rule's inputs (N, D) and gains (N,) on a page's candidates: how many more true
     digits the best cut of a wide blob, or the union of two neighbours, matches."""
-    first, probs, pair = reading.first_pass(model, lines)
-    probs_of = dict(zip(map(id, first), probs, strict=True))
-    pair_of = dict(zip(map(id, first), pair, strict=True))
+    probs_of, pair_of = reading.first_pass(model, lines)
     found = lambda ds: len(match_boxes(truth, [d.box for d in ds]))  # noqa: E731
     splits = reading.split_candidates(model, lines, probs_of, pair_of)
     joins = reading.join_candidates(lines, probs_of, pair_of)

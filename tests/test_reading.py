@@ -290,10 +290,8 @@ def test_alternatives_are_decided_by_the_detector_and_the_classifier(monkeypatch
     # The split rule's inputs: the detector's call, the whole's and pieces' confidences,
     # the blob's width for its line (all three 10 px wide), its aspect (10 x 20) and the
     # shorter piece's height for the line (all 20 px tall).
-    first, first_probs, first_pairs = reading.first_pass(model, [line])
-    assert _ids(first) == _ids([*line, union])
-    probs_of = dict(zip(map(id, first), first_probs, strict=True))
-    pair_of = dict(zip(map(id, first), first_pairs, strict=True))
+    probs_of, pair_of = reading.first_pass(model, [line])
+    assert list(probs_of) == list(pair_of) == _ids([*line, union])
     (candidate,) = reading.split_candidates(model, [line], probs_of, pair_of)
     assert candidate.cut == cut_b
     expected = [_logit(0.99), _logit(0.99), _logit(0.995), _logit(0.999), 1.0, 0.5, 1.0, 1.0]
