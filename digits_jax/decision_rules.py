@@ -3,8 +3,10 @@
 Ink alone cannot tell two fused digits from one wide digit, nor a digit's detached bar
 from a digit of its own; the model's outputs can, together with the geometry. A wide
 blob may be taken as the two pieces of its best cut (``SPLIT``), two neighbours on a
-line as one digit (``JOIN``). Each rule is a logistic regression on a few such inputs
-(``split_inputs``, ``join_inputs``) whose weights and threshold were fitted on the
+line as one digit (``JOIN``), and once those are decided, a box much shorter than its
+line's digits, most often the part of a digit whose other strokes were too faint to
+extract, is dropped (``DROP``). Each rule is a logistic regression on a few such inputs
+(``split_inputs``, ``join_inputs``, ``drop_inputs``) whose weights and threshold were fitted on the
 candidates of generated pages of MNIST *training* digits, labelled by the truth, by
 ``scripts/fit_decision_rules.py``. The threshold maximises the digits found minus the
 spurious boxes, on scores each candidate got from a fit that had not seen it.
@@ -34,7 +36,7 @@ class Rule:
 # Blobs the detector gives less than this are never split (nor fitted on).
 MIN_PAIR = 0.2
 # From `python scripts/fit_decision_rules.py --model workdirs/classifier --pages 1200`,
-# one weight per input in ``split_inputs`` and ``join_inputs`` order.
+# one weight per input in ``split_inputs``, ``join_inputs`` and ``drop_inputs`` order.
 SPLIT = Rule(
     (
         0.242,  # logit p(two digits), whole
@@ -69,8 +71,20 @@ JOIN = Rule(
     ),
     4.741,
 )
+# Boxes shorter than this fraction of their line's median height (as decided) are judged
+# by DROP; lines of one box never are.
+SHORT = 0.75
+DROP = Rule(
+    (
+        -12.026,  # height / line's median height
+        -2.514,  # width / line's median width
+        -0.197,  # logit confidence
+    ),
+    9.855,
+)
 SPLIT_INPUTS = len(SPLIT.weights)
 JOIN_INPUTS = len(JOIN.weights)
+DROP_INPUTS = len(DROP.weights)
 
 
 def _logit(p: float) -> float:
@@ -141,6 +155,14 @@ def join_inputs(
     )
 
 
+def drop_inputs(probs: np.ndarray, box: Box, line_size: tuple[float, float]) -> np.ndarray:
+    """The drop rule's inputs for a short box: its height and width over its line's
+    median digit (width, height), and the classifier's confidence (``probs``: (10,))."""
+    _, _, w, h = box
+    width, height = line_size
+    return np.array([h / height, w / width, _logit(np.max(probs))])
+
+
 def split_value(gain: np.ndarray) -> np.ndarray:
     """Digits found minus spurious boxes that a split adds, where its pieces match
     ``gain`` more true digits than the whole: one box more."""
@@ -151,6 +173,12 @@ def join_value(gain: np.ndarray) -> np.ndarray:
     """Digits found minus spurious boxes that a join adds, where the union matches
     ``gain`` more true digits than the two: one box fewer."""
     return 2.0 * np.asarray(gain, np.float64) + 1.0
+
+
+def drop_value(gain: np.ndarray) -> np.ndarray:
+    """Digits found minus spurious boxes that dropping a box adds: ``gain`` is -1 where
+    the box matched a true digit, else 0; one box fewer, as for a join."""
+    return join_value(gain)
 
 
 def best_threshold(score: np.ndarray, value: np.ndarray) -> float:

@@ -242,12 +242,13 @@ def first_pass(
     return probs_of, None if pair is None else dict(zip(map(id, first), pair, strict=True))
 
 
-def resolve_alternatives(
+def decide(
     lines: list[list[Digit]], model: Any, tta: int = 1
-) -> tuple[list[list[Digit]], np.ndarray]:
-    """The lines with extraction's alternative readings decided by the model, and the
-    probabilities (N, 10) of their digits in order (the digits and their unions with a
-    neighbour read in one pass, the pieces of the wide ones' cuts in another).
+) -> tuple[list[list[Digit]], dict[int, np.ndarray], bool]:
+    """The lines with extraction's alternatives decided, the probabilities (10,) of
+    their digits by ``id``, and whether the model has a pair detector (the digits and
+    their unions with a neighbour read in one pass, the pieces of the wide ones' cuts
+    in another).
 
     Two neighbours become one digit where ``decision_rules.JOIN`` says so; a wide digit
     becomes the two pieces of its cut whose less sure piece is surest where
@@ -266,6 +267,42 @@ def resolve_alternatives(
     out = decide_alternatives(
         lines, lambda d, after: id(d) in joined, lambda d: cuts.get(id(d), (d,))
     )
+    return out, probs_of, pair_of is not None
+
+
+@dataclass
+class DropCandidate:
+    """A decided digit much shorter than its line's, and the drop rule's inputs."""
+
+    digit: Digit
+    inputs: np.ndarray
+
+
+def drop_candidates(
+    lines: list[list[Digit]], probs_of: dict[int, np.ndarray]
+) -> list[DropCandidate]:
+    """The digits of decided ``lines`` shorter than ``decision_rules.SHORT`` of their
+    line's median height (lines of two or more), with their probabilities (by ``id``)."""
+    out = []
+    for line in (line for line in lines if len(line) > 1):
+        size = _line_size(line)
+        for d in line:
+            if d.box[3] < decision_rules.SHORT * size[1]:
+                inputs = decision_rules.drop_inputs(probs_of[id(d)], d.box, size)
+                out.append(DropCandidate(d, inputs))
+    return out
+
+
+def resolve_alternatives(
+    lines: list[list[Digit]], model: Any, tta: int = 1
+) -> tuple[list[list[Digit]], np.ndarray]:
+    """The lines as read: extraction's alternatives decided (``decide``), then, with a
+    pair detector, the short boxes ``decision_rules.DROP`` takes dropped; and the
+    probabilities (N, 10) of their digits in order."""
+    out, probs_of, detector = decide(lines, model, tta)
+    if detector:
+        dropped = {id(c.digit) for c in _taken(drop_candidates(out, probs_of), decision_rules.DROP)}
+        out = [[d for d in line if id(d) not in dropped] for line in out]
     order = [probs_of[id(d)] for line in out for d in line]
     return out, np.stack(order) if order else np.zeros((0, 10), np.float32)
 

@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""Fit ``digits_jax.decision_rules`` (split, join) on generated pages of MNIST training digits.
+"""Fit the rules of ``digits_jax.decision_rules`` on generated pages of MNIST training digits.
 
 Each page is generated, extracted and read as ``digits-jax read`` does. Every wide blob
 the pair detector gives at least ``decision_rules.MIN_PAIR`` and every union of two
 neighbours is labelled by the truth (how many more true digits, box IoU >= 0.5, its best
-cut or the union matches than the blob or the two), and a logistic regression on each
-rule's inputs is fitted to those labels, its threshold chosen on out-of-fold scores.
+cut or the union matches than the blob or the two), and so is every short box of the
+lines as the current split and join rules decide them (whether it matches a true digit);
+a logistic regression on each rule's inputs is fitted to those labels, its threshold
+chosen on out-of-fold scores.
 Prints the constants to put in ``digits_jax/decision_rules.py`` and how the fitted and
 the current rules do on these candidates.
 
@@ -53,11 +55,16 @@ def _page(job: tuple[int, int, float]) -> tuple[list, list]:
 
 def candidates(model: Any, lines: list, truth: list) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Each rule's inputs (N, D) and gains (N,) on a page's candidates: how many more true
-    digits the best cut of a wide blob, or the union of two neighbours, matches."""
+    digits the best cut of a wide blob, or the union of two neighbours, matches, and
+    how many fewer dropping a short box of the decided lines does (-1 or 0)."""
     probs_of, pair_of = reading.first_pass(model, lines)
     found = lambda ds: len(match_boxes(truth, [d.box for d in ds]))  # noqa: E731
     splits = reading.split_candidates(model, lines, probs_of, pair_of)
     joins = reading.join_candidates(lines, probs_of, pair_of)
+    decided, decided_probs, _ = reading.decide(lines, model)
+    flat = [d for line in decided for d in line]
+    matched = {id(flat[j]) for _, j in match_boxes(truth, [d.box for d in flat])}
+    drops = reading.drop_candidates(decided, decided_probs)
     return {
         "split": (
             np.array([c.inputs for c in splits]).reshape(-1, decision_rules.SPLIT_INPUTS),
@@ -68,6 +75,10 @@ def candidates(model: Any, lines: list, truth: list) -> dict[str, tuple[np.ndarr
             np.array(
                 [found([c.digit.joined]) - found([c.digit, c.after]) for c in joins], np.float64
             ),
+        ),
+        "drop": (
+            np.array([c.inputs for c in drops]).reshape(-1, decision_rules.DROP_INPUTS),
+            -np.array([id(c.digit) in matched for c in drops], np.float64),
         ),
     }
 
@@ -116,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     jobs = [(args.seed, i, d) for i, d in enumerate(np.linspace(0.0, 1.0, args.pages))]
-    collected: dict[str, list] = {"split": [], "join": []}
+    collected: dict[str, list] = {"split": [], "join": [], "drop": []}
     _init(np.asarray(digits), np.asarray(labels))
     pool = None
     if args.workers > 1:  # pages generated and extracted in parallel, read here
@@ -133,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     for kind, value_of, current in (
         ("split", decision_rules.split_value, decision_rules.SPLIT),
         ("join", decision_rules.join_value, decision_rules.JOIN),
+        ("drop", decision_rules.drop_value, decision_rules.DROP),
     ):
         x = np.concatenate([x for x, _ in collected[kind]])
         gain = np.concatenate([g for _, g in collected[kind]])

@@ -46,6 +46,9 @@ def test_values_count_found_digits_against_spurious_boxes():
     # finds none: a spurious box. A join whose union finds as many: one box fewer.
     np.testing.assert_array_equal(rules.split_value(np.array([1, 0, -1])), [1, -1, -3])
     np.testing.assert_array_equal(rules.join_value(np.array([1, 0, -1, -2])), [3, 1, -1, -3])
+    # Dropping a box that matched no true digit: one spurious box fewer; one that did:
+    # one digit found fewer.
+    np.testing.assert_array_equal(rules.drop_value(np.array([0, -1])), [1, -1])
     score = np.array([5.0, 4.0, 3.0, 2.0, 1.0])
     # Down to 3.0: net 1, as at 5.0: the fewer taken win a tie.
     assert rules.best_threshold(score, np.array([1.0, -1, 1, -1, -1])) == 5.0
@@ -101,6 +104,19 @@ def test_join_inputs_and_the_fitted_rule():
     assert list(rules.JOIN.take(np.stack([x, two]))) == [True, False]
 
 
+def test_drop_inputs_and_the_fitted_rule():
+    probs = np.full(10, 0.3 / 9)
+    probs[2] = 0.7
+    # A box 12 x 14 on a line of 20 x 40 digits, read as a 2 with 0.7.
+    x = rules.drop_inputs(probs, (5, 5, 12, 14), (20.0, 40.0))
+    np.testing.assert_allclose(x, [14 / 40, 12 / 20, np.log(0.7 / 0.3)])
+    # The fitted rule drops such a fragment, and keeps a box of 0.72 of its line's
+    # height read surely.
+    sure = np.eye(10)[2] * 0.999
+    kept = rules.drop_inputs(sure, (5, 5, 16, 29), (20.0, 40.0))
+    assert list(rules.DROP.take(np.stack([x, kept]))) == [True, False]
+
+
 def test_fit_decision_rules_script(reader_model, capsys, monkeypatch):
     scripts = Path(__file__).resolve().parent.parent / "scripts"
     monkeypatch.syspath_prepend(str(scripts))
@@ -110,7 +126,8 @@ def test_fit_decision_rules_script(reader_model, capsys, monkeypatch):
     assert script.main(argv) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["pages"] == 6
-    for kind, inputs in (("split", rules.SPLIT_INPUTS), ("join", rules.JOIN_INPUTS)):
+    kinds = ("split", rules.SPLIT_INPUTS), ("join", rules.JOIN_INPUTS), ("drop", rules.DROP_INPUTS)
+    for kind, inputs in kinds:
         fitted = report[kind]
         assert fitted["candidates"] >= fitted["helped_by_taking"] >= 0
         assert len(fitted["weights"]) == inputs

@@ -251,10 +251,10 @@ def _ids(line):
     return [id(d) for d in line]
 
 
-def _digit(key, x, splits=None, joined=None):
+def _digit(key, x, splits=None, joined=None, height=20):
     crop = np.zeros((28, 28), np.float32)
     crop[0, 0] = key / 1000
-    return reading.Digit((x, 0, 10, 20), crop, splits, joined)
+    return reading.Digit((x, 0, 10, height), crop, splits, joined)
 
 
 def _logit(p):
@@ -321,3 +321,27 @@ def test_alternatives_are_decided_by_the_detector_and_the_classifier(monkeypatch
     # A join needs a right neighbour on the same line.
     lone = [_digit(2, 20, joined=union)]
     assert _ids(reading.resolve_alternatives([lone], model)[0][0]) == _ids(lone)
+
+
+def test_short_boxes_are_judged_by_the_drop_rule(monkeypatch):
+    # A known rule: drop a box at most half its line's median height.
+    monkeypatch.setattr(decision_rules, "DROP", decision_rules.Rule((-1, 0, 0), 0.5))
+    fragment, small = _digit(4, 40, height=8), _digit(5, 60, height=14)
+    line = [_digit(1, 0), _digit(2, 20), fragment, _digit(3, 80), small]
+    reads = {1: (1, 0.9), 2: (2, 0.9), 3: (3, 0.9), 4: (7, 0.6), 5: (0, 0.8)}
+    model = _ScriptedModel(reads, {})
+    (out,), probs = reading.resolve_alternatives([line], model)
+    assert _ids(out) == _ids([line[0], line[1], line[3], small])
+    assert list(probs.argmax(axis=1)) == [1, 2, 3, 0]
+    # Candidates: the boxes under SHORT (0.75) of the line's median height (20 px), with
+    # their height and width for the line and their confidence.
+    decided, probs_of, detector = reading.decide([line], model)
+    assert detector and _ids(decided[0]) == _ids(line)
+    candidates = reading.drop_candidates(decided, probs_of)
+    assert [c.digit for c in candidates] == [fragment, small]
+    np.testing.assert_allclose(candidates[0].inputs, [0.4, 1.0, _logit(0.6)], rtol=1e-5)
+    np.testing.assert_allclose(candidates[1].inputs, [0.7, 1.0, _logit(0.8)], rtol=1e-5)
+    # A box alone on its line is never judged; a model without a detector drops nothing.
+    assert reading.drop_candidates([[fragment]], probs_of) == []
+    (out,), _ = reading.resolve_alternatives([line], _ScriptedModel(reads, None))
+    assert _ids(out) == _ids(line)
