@@ -201,9 +201,10 @@ def fit(x: np.ndarray, value: np.ndarray, folds: int = 5) -> Rule:
     """The rule for candidates with inputs ``x`` (N, D) whose alternative, taken, adds
     ``value`` (``split_value``, ``join_value``). The threshold, folded into the bias, is
     chosen on out-of-fold scores: on the candidates it was fitted on, a regression looks
-    surer than it is. Nothing to gain anywhere: a rule that never takes one."""
+    surer than it is. Nothing to gain anywhere, or fewer candidates than folds (each
+    fold's fit needs some): a rule that never takes one."""
     never = Rule((0.0,) * x.shape[1], -1.0)
-    if not np.any(value > 0):
+    if not np.any(value > 0) or len(value) < folds:
         return never
     fold = np.arange(len(value)) % folds
     held_out = np.zeros(len(value))

@@ -3,6 +3,7 @@ that fits them."""
 
 import importlib
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,12 @@ def test_fit_takes_what_helps_with_an_out_of_fold_threshold():
     # Nothing to gain: a rule that never takes one.
     never = rules.fit(x, rules.split_value(np.minimum(gain, 0.0)))
     assert not never.take(x).any()
+    # Fewer candidates than folds: nothing to choose a threshold on (a lone candidate
+    # left its fold nothing to fit, which warned and gave NaN scores).
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for n in (1, 3):
+            assert not rules.fit(x[:n], np.array([1.0, -1.0, -1.0])[:n]).take(x).any()
 
 
 def test_values_count_found_digits_against_spurious_boxes():
