@@ -242,32 +242,39 @@ def first_pass(
     return probs_of, None if pair is None else dict(zip(map(id, first), pair, strict=True))
 
 
-def decide(
-    lines: list[list[Digit]], model: Any, tta: int = 1
-) -> tuple[list[list[Digit]], dict[int, np.ndarray], bool]:
-    """The lines with extraction's alternatives decided, the probabilities (10,) of
-    their digits by ``id``, and whether the model has a pair detector (the digits and
-    their unions with a neighbour read in one pass, the pieces of the wide ones' cuts
-    in another).
+@dataclass
+class Decision:
+    """``decide``'s outcome: the lines as decided, the probabilities (10,) of their
+    digits by ``id``, and the split and join candidates judged (None: no detector)."""
+
+    lines: list[list[Digit]]
+    probs_of: dict[int, np.ndarray]
+    splits: list[SplitCandidate] | None
+    joins: list[JoinCandidate] | None
+
+
+def decide(lines: list[list[Digit]], model: Any, tta: int = 1) -> Decision:
+    """The lines with extraction's alternatives decided (the digits and their unions
+    with a neighbour read in one pass, the pieces of the wide ones' cuts in another).
 
     Two neighbours become one digit where ``decision_rules.JOIN`` says so; a wide digit
     becomes the two pieces of its cut whose less sure piece is surest where
     ``decision_rules.SPLIT`` does. A model without a pair detector leaves the lines as
     extracted."""
     probs_of, pair_of = first_pass(model, lines, tta)
+    if pair_of is None:
+        return Decision(lines, probs_of, None, None)
+    splits = split_candidates(model, lines, probs_of, pair_of, tta)
     cuts: dict[int, tuple[Digit, Digit]] = {}
-    joined: set[int] = set()
-    if pair_of is not None:
-        splits = split_candidates(model, lines, probs_of, pair_of, tta)
-        for c in _taken(splits, decision_rules.SPLIT):
-            cuts[id(c.digit)] = c.cut
-            probs_of.update(zip(map(id, c.cut), c.piece_probs, strict=True))
-        joins = join_candidates(lines, probs_of, pair_of)
-        joined = {id(c.digit) for c in _taken(joins, decision_rules.JOIN)}
+    for c in _taken(splits, decision_rules.SPLIT):
+        cuts[id(c.digit)] = c.cut
+        probs_of.update(zip(map(id, c.cut), c.piece_probs, strict=True))
+    joins = join_candidates(lines, probs_of, pair_of)
+    joined = {id(c.digit) for c in _taken(joins, decision_rules.JOIN)}
     out = decide_alternatives(
         lines, lambda d, after: id(d) in joined, lambda d: cuts.get(id(d), (d,))
     )
-    return out, probs_of, pair_of is not None
+    return Decision(out, probs_of, splits, joins)
 
 
 @dataclass
@@ -299,8 +306,9 @@ def resolve_alternatives(
     """The lines as read: extraction's alternatives decided (``decide``), then, with a
     pair detector, the short boxes ``decision_rules.DROP`` takes dropped; and the
     probabilities (N, 10) of their digits in order."""
-    out, probs_of, detector = decide(lines, model, tta)
-    if detector:
+    decision = decide(lines, model, tta)
+    out, probs_of = decision.lines, decision.probs_of
+    if decision.splits is not None:
         dropped = {id(c.digit) for c in _taken(drop_candidates(out, probs_of), decision_rules.DROP)}
         out = [[d for d in line if id(d) not in dropped] for line in out]
     order = [probs_of[id(d)] for line in out for d in line]

@@ -57,14 +57,12 @@ def candidates(model: Any, lines: list, truth: list) -> dict[str, tuple[np.ndarr
     """Each rule's inputs (N, D) and gains (N,) on a page's candidates: how many more true
     digits the best cut of a wide blob, or the union of two neighbours, matches, and
     how many fewer dropping a short box of the decided lines does (-1 or 0)."""
-    probs_of, pair_of = reading.first_pass(model, lines)
+    decision = reading.decide(lines, model)
+    splits, joins = decision.splits, decision.joins
     found = lambda ds: len(match_boxes(truth, [d.box for d in ds]))  # noqa: E731
-    splits = reading.split_candidates(model, lines, probs_of, pair_of)
-    joins = reading.join_candidates(lines, probs_of, pair_of)
-    decided, decided_probs, _ = reading.decide(lines, model)
-    flat = [d for line in decided for d in line]
+    flat = [d for line in decision.lines for d in line]
     matched = {id(flat[j]) for _, j in match_boxes(truth, [d.box for d in flat])}
-    drops = reading.drop_candidates(decided, decided_probs)
+    drops = reading.drop_candidates(decision.lines, decision.probs_of)
     return {
         "split": (
             np.array([c.inputs for c in splits]).reshape(-1, decision_rules.SPLIT_INPUTS),

@@ -335,9 +335,10 @@ def test_short_boxes_are_judged_by_the_drop_rule(monkeypatch):
     assert list(probs.argmax(axis=1)) == [1, 2, 3, 0]
     # Candidates: the boxes under SHORT (0.75) of the line's median height (20 px), with
     # their height and width for the line and their confidence.
-    decided, probs_of, detector = reading.decide([line], model)
-    assert detector and _ids(decided[0]) == _ids(line)
-    candidates = reading.drop_candidates(decided, probs_of)
+    decision = reading.decide([line], model)
+    assert _ids(decision.lines[0]) == _ids(line) and decision.splits == decision.joins == []
+    probs_of = decision.probs_of
+    candidates = reading.drop_candidates(decision.lines, probs_of)
     assert [c.digit for c in candidates] == [fragment, small]
     np.testing.assert_allclose(candidates[0].inputs, [0.4, 1.0, _logit(0.6)], rtol=1e-5)
     np.testing.assert_allclose(candidates[1].inputs, [0.7, 1.0, _logit(0.8)], rtol=1e-5)
