@@ -5,8 +5,9 @@ Each step is chosen to hold on photos never seen before rather than tuned to a f
 1. ink map: divide the photo by the paper's own brightness, estimated by a closing
    wider than the pen strokes (widened for close-ups with fat strokes), so gradients,
    tinted paper and cast shadows (edges included) become uniform; light-on-dark pages
-   (chalkboards, inverted photos) are detected and inverted first; the desk around the
-   page is ignored;
+   (chalkboards, inverted photos) are detected and inverted first; a desk far darker
+   than the paper is ignored here, and lone marks on any desk beyond the page's sharp
+   edge are dropped after step 4 (``page_region``);
 2. low-threshold mask; ruled lines, margins and grids (long thin runs at tilts up to
    6 degrees) removed from it, except where a digit stroke crosses or lies on them;
 3. hysteresis: keep the parts of that mask that hold real ink (above Otsu's level and
@@ -40,6 +41,7 @@ import numpy as np
 
 from digits_jax.layout import group_lines
 from digits_jax.mnist_format import stroke_width, to_mnist
+from digits_jax.page_region import desk_mask
 
 # Reduced copy used for background estimation and polarity (long side, px).
 _SMALL_SIDE = 400
@@ -58,6 +60,8 @@ _GROW_FRAC = 0.5
 # and than the line's typical digit (a cut must still cross a single stroke).
 _SPLIT_ASPECT = 1.15
 _SPLIT_WIDTH = 1.6
+# Marks beyond the page's edge are kept when they line up into a row this long.
+_DESK_ROW = 3
 _RULE_ANGLES_DEG = (-6.0, -4.0, -2.0, 0.0, 2.0, 4.0, 6.0)
 
 
@@ -249,12 +253,18 @@ def _stroke_width_hint(grey: np.ndarray) -> float:
     return float(np.asarray(widths)[order][np.searchsorted(cum, cum[-1] / 2)]) * factor
 
 
-def _ink8(image: np.ndarray, light_ink: bool | None = None) -> np.ndarray:
-    """Ink strength as uint8 (0 = paper, 255 = black ink on white paper); the polarity
-    is detected unless ``light_ink`` says it."""
+def _page_grey(image: np.ndarray, light_ink: bool | None = None) -> np.ndarray:
+    """uint8 grey with the paper bright; the polarity is detected unless ``light_ink``
+    says it."""
     grey = _grey8(image)
     if light_on_dark(grey) if light_ink is None else light_ink:
         grey = 255 - grey
+    return grey
+
+
+def _ink8(grey: np.ndarray) -> np.ndarray:
+    """Ink strength as uint8 (0 = paper, 255 = black ink on white paper) of a
+    ``_page_grey`` image."""
     # Light smoothing first: sensor noise would otherwise bias the closing upwards and
     # break thin strokes into specks. One pixel of blur per 1000 px keeps thin pen lines.
     sigma = max(0.8, max(grey.shape) / 1000)
@@ -277,7 +287,7 @@ def _ink8(image: np.ndarray, light_ink: bool | None = None) -> np.ndarray:
 
 def ink_map(image: np.ndarray) -> np.ndarray:
     """Ink strength in [0, 1] (0 = paper), independent of illumination and polarity."""
-    return _ink8(image).astype(np.float32) / 255.0
+    return _ink8(_page_grey(image)).astype(np.float32) / 255.0
 
 
 def _levels(ink8: np.ndarray, skip: np.ndarray | None = None) -> tuple[float, float]:
@@ -957,9 +967,25 @@ def _drop_solid(mask: np.ndarray) -> np.ndarray:
     return mask & (_near_broad(mask, _odd(4.0 * pen)) == 0)  # with the patch's ragged rim
 
 
+def _on_page(blobs: list[_Blob], desk: np.ndarray) -> list[_Blob]:
+    """The blobs centred on the page, not on the desk around it (``page_region``).
+
+    Writing is not dropped for lying in a desk-like region: marks there that line up
+    into a row of at least _DESK_ROW (a number in a hard-edged shadow at the photo's
+    edge) are kept; the desk's marks are lone."""
+    off = [bool(desk[b.y + b.h // 2, b.x + b.w // 2]) for b in blobs]
+    if not any(off):
+        return blobs
+    outside = [b for b, o in zip(blobs, off, strict=True) if o]
+    rows = [row for row in group_lines([b.box for b in outside]) if len(row) >= _DESK_ROW]
+    kept = {id(outside[i]) for row in rows for i in row}
+    return [b for b, o in zip(blobs, off, strict=True) if not o or id(b) in kept]
+
+
 def _segment(image: np.ndarray, light_ink: bool | None = None) -> list[list[_Blob]]:
     """Lines of digit blobs (working-image coordinates) in reading order."""
-    ink8 = _ink8(image, light_ink)
+    grey = _page_grey(image, light_ink)
+    ink8 = _ink8(grey)
     seed, grow = _levels(ink8)
     grow = _grow_level(ink8, seed, grow)
     # Rules are removed before hysteresis: a faint ruled line is then whole and long,
@@ -973,6 +999,7 @@ def _segment(image: np.ndarray, light_ink: bool | None = None) -> list[list[_Blo
     mask = strong[labels] | _faint_digits(labels, stats, strong, ink8, grow)
     mask = _drop_solid(mask)
     blobs, typical = _blobs(mask)
+    blobs = _on_page(blobs, desk_mask(grey))
     if not blobs:
         return []
     # A typical digit width for the page, used where a line has too few digits to tell.

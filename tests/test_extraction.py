@@ -559,3 +559,25 @@ def test_a_minus_sign_beside_a_digit_stays_out() -> None:
     (line,) = extract_digits(_compose(_paper(h, w), ink.astype(np.float32) / 255.0))
     assert len(line) == 2
     assert line[0].box[0] + line[0].box[2] <= x0 + bw + 4  # the 4 without the dash
+
+
+@pytest.mark.parametrize("marks, kept", [("7", False), ("123", True)])
+def test_marks_on_the_desk_beyond_the_page_are_not_digits(marks: str, kept: bool) -> None:
+    """A grey-green desk shows below the sheet's edge, under the same light (too light
+    for the darkness test alone); a lone mark on it is the desk's, not writing, but a row
+    of digits there is kept (a number in a hard-edged shadow at the photo's edge looks
+    the same to page_region)."""
+    h, w = 900, 1200
+    ink, centres = _ink_layer(h, w, ["4381", "2976"])
+    img = _compose(_paper(h, w, seed=5), ink).astype(np.float32)
+    rng = np.random.default_rng(1)
+    desk = np.asarray((95, 110, 100), np.float32) * _light(h, w)[700:, :, None]
+    img[700:] = desk + rng.normal(0, 3, desk.shape)
+    mark = np.zeros((h, w), np.uint8)
+    cv2.putText(mark, " ".join(marks), (150, 830), FONT, 2.2, 255, 6, cv2.LINE_AA)
+    img = img * (1 - 0.85 * mark[:, :, None] / 255) + 40 * (0.85 * mark[:, :, None] / 255)
+    img = cv2.GaussianBlur(np.clip(img, 0, 255).astype(np.uint8), (0, 0), 1.0)
+    lines = extract_digits(img)
+    assert _counts(lines[:2]) == [4, 4]
+    _assert_reading_order(lines[:2], centres)
+    assert _counts(lines[2:]) == ([len(marks)] if kept else [])
