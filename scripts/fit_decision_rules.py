@@ -1,6 +1,13 @@
 #!/usr/bin/env python3
 """Fit the rules of ``digits_jax.decision_rules`` on generated pages of MNIST training digits.
 
+``--digits holdout`` takes only the training digits the classifier held out
+(``config.holdout``, the last of the training split): it never trained on them, so its
+confidences there are those it gives new handwriting. Fitted so at stop 20, on 1,200
+such pages the refitted split and join rules gained 5 digits found net of spurious boxes
+over the committed ones and the drop rule lost 4, so the constants are still those fitted
+on all the training digits (the default).
+
 Each page is generated, extracted and read as ``digits-jax read`` does. Every wide blob
 the pair detector gives at least ``decision_rules.MIN_PAIR`` and every union of two
 neighbours is labelled by the truth (how many more true digits, box IoU >= 0.5, its best
@@ -51,6 +58,21 @@ def _page(job: tuple[int, int, float]) -> tuple[list, list]:
             if d.splits is not None:
                 len(d.splits)
     return lines, [t.box for line in page.lines for t in line]
+
+
+def holdout_size(model_dir: str) -> int:
+    """How many of the training split's last digits the model in ``model_dir`` held out
+    of its training (``config.holdout``, see ``train.train_and_evaluate``)."""
+    from digits_jax.checkpoints import Checkpoints
+
+    ckpts = Checkpoints(model_dir, create=False)
+    try:
+        n = int(ckpts.meta()["config"].get("holdout", 0))
+    finally:
+        ckpts.close()
+    if n <= 0:
+        raise DigitsJaxError(f"{model_dir} held no digits out of training: use --digits train")
+    return n
 
 
 def candidates(model: Any, lines: list, truth: list) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -113,6 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pages", type=int, default=1200)
     ap.add_argument("--seed", type=int, default=1000, help="pages' seed (not 0-2: measured)")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument(
+        "--digits",
+        choices=("holdout", "train"),
+        default="train",
+        help="all the training digits (default), or those the classifier held out",
+    )
     args = ap.parse_args(argv)
     try:
         from digits_jax.data import load_split
@@ -121,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
         if model.detector is None:
             raise DigitsJaxError(f"{args.model} has no pair detector: the rules need its calls")
         digits, labels = load_split("train")
+        if args.digits == "holdout":
+            n = holdout_size(args.model)
+            digits, labels = digits[-n:], labels[-n:]
     except DigitsJaxError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -138,7 +169,12 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if pool:
             pool.terminate()
-    out: dict[str, Any] = {"model": args.model, "pages": args.pages, "seed": args.seed}
+    out: dict[str, Any] = {
+        "model": args.model,
+        "pages": args.pages,
+        "seed": args.seed,
+        "digits": args.digits,
+    }
     for kind, value_of, current in (
         ("split", decision_rules.split_value, decision_rules.SPLIT),
         ("join", decision_rules.join_value, decision_rules.JOIN),

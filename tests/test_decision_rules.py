@@ -129,7 +129,7 @@ def test_fit_decision_rules_script(reader_model, capsys, monkeypatch):
     monkeypatch.syspath_prepend(str(scripts))
     script = importlib.import_module("fit_decision_rules")
     workdir, _ = reader_model
-    argv = ["--model", str(workdir), "--pages", "6", "--workers", "1"]
+    argv = ["--model", str(workdir), "--pages", "6", "--workers", "1", "--digits", "holdout"]
     assert script.main(argv) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["pages"] == 6
@@ -145,4 +145,12 @@ def test_fit_decision_rules_script(reader_model, capsys, monkeypatch):
             net = fitted[rule]["found"] - fitted[rule]["spurious"]
             assert net <= best["found"] - best["spurious"]
     assert report["join"]["candidates"] > 0
+    assert report["digits"] == "holdout" and script.holdout_size(str(workdir)) == 5000
     assert script.main(["--model", str(workdir / "missing"), "--pages", "1"]) == 2
+    capsys.readouterr()
+    # A model that held nothing out: a one-line error pointing to --digits train.
+    from digits_jax import checkpoints
+
+    monkeypatch.setattr(checkpoints.Checkpoints, "meta", lambda self: {"config": {"holdout": 0}})
+    assert script.main(["--model", str(workdir), "--pages", "1", "--digits", "holdout"]) == 2
+    assert "use --digits train" in capsys.readouterr().err
