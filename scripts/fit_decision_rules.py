@@ -1,13 +1,6 @@
 #!/usr/bin/env python3
 """Fit the rules of ``digits_jax.decision_rules`` on generated pages of MNIST training digits.
 
-``--digits holdout`` takes only the training digits the classifier held out
-(``config.holdout``, the last of the training split): it never trained on them, so its
-confidences there are those it gives new handwriting. Fitted so at stop 20, on 1,200
-such pages the refitted split and join rules gained 5 digits found net of spurious boxes
-over the committed ones and the drop rule lost 4, so the constants are still those fitted
-on all the training digits (the default).
-
 Each page is generated, extracted and read as ``digits-jax read`` does. Every wide blob
 the pair detector gives at least ``decision_rules.MIN_PAIR`` and every union of two
 neighbours is labelled by the truth (how many more true digits, box IoU >= 0.5, its best
@@ -17,6 +10,13 @@ a logistic regression on each rule's inputs is fitted to those labels, its thres
 chosen on out-of-fold scores.
 Prints the constants to put in ``digits_jax/decision_rules.py`` and how the fitted and
 the current rules do on these candidates.
+
+``--digits holdout`` takes only the training digits the classifier held out
+(``config.holdout``, the last of the training split): it never trained on them, so its
+confidences there are those it gives new handwriting. Fitted so at stop 20, on 1,200
+such pages the refitted split and join rules gained 5 digits found net of spurious boxes
+over the committed ones and the drop rule lost 4, so the constants are still those fitted
+on all the training digits (the default).
 
   python scripts/fit_decision_rules.py --model workdirs/classifier --pages 1200
 """

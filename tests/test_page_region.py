@@ -42,6 +42,8 @@ def test_the_desk_around_a_sheet_is_found() -> None:
 
 
 def test_a_desk_as_light_as_a_shadowed_page_is_still_desk() -> None:
+    """A grey-green desk, half as bright as the paper: darker than it, but not by the
+    factor of 4 that step 2 of extraction takes for "not paper"."""
     mask = desk_mask(_grey(_sheet_on_desk(desk_bgr=(95, 110, 100))))
     assert mask[H // 2, 20] and not mask[H // 2, W // 2]
 
@@ -67,3 +69,12 @@ def test_a_page_filling_the_frame_has_no_desk() -> None:
     cv2.putText(img, "0123456789", (150, 300), cv2.FONT_HERSHEY_SIMPLEX, 3, 30, 9)
     assert not desk_mask(img).any()
     assert not desk_mask(np.zeros((10, 10), np.uint8)).any()  # too small to tell
+
+
+def test_a_small_note_on_a_big_desk_is_left_alone() -> None:
+    """When the desk is the largest region, it is taken for the page: nothing darker
+    than it reaches the frame, so nothing is masked, and the note is read as before."""
+    img = np.full((H, W), 110, np.uint8)
+    cv2.rectangle(img, (450, 300), (750, 600), 230, -1)
+    cv2.putText(img, "42", (500, 500), cv2.FONT_HERSHEY_SIMPLEX, 4, 40, 10)
+    assert not desk_mask(cv2.GaussianBlur(img, (0, 0), 1.0)).any()
