@@ -60,18 +60,12 @@ def _page(job: tuple[int, int, float]) -> tuple[list, list]:
     return lines, [t.box for line in page.lines for t in line]
 
 
-def holdout_size(model_dir: str) -> int:
-    """How many of the training split's last digits the model in ``model_dir`` held out
-    of its training (``config.holdout``, see ``train.train_and_evaluate``)."""
-    from digits_jax.checkpoints import Checkpoints
-
-    ckpts = Checkpoints(model_dir, create=False)
-    try:
-        n = int(ckpts.meta()["config"].get("holdout", 0))
-    finally:
-        ckpts.close()
+def holdout_size(meta: dict[str, Any]) -> int:
+    """How many of the training split's last digits a model held out of its training
+    (``config.holdout`` in its checkpoint's ``meta``, see ``train.train_and_evaluate``)."""
+    n = int(meta.get("config", {}).get("holdout", 0))
     if n <= 0:
-        raise DigitsJaxError(f"{model_dir} held no digits out of training: use --digits train")
+        raise DigitsJaxError("the model held no digits out of training: use --digits train")
     return n
 
 
@@ -150,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             raise DigitsJaxError(f"{args.model} has no pair detector: the rules need its calls")
         digits, labels = load_split("train")
         if args.digits == "holdout":
-            n = holdout_size(args.model)
+            n = holdout_size(model.meta)
             digits, labels = digits[-n:], labels[-n:]
     except DigitsJaxError as exc:
         print(f"error: {exc}", file=sys.stderr)

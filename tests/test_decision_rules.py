@@ -7,8 +7,11 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from digits_jax import decision_rules as rules
+from digits_jax import inference
+from digits_jax.errors import DigitsJaxError
 
 
 def _candidates(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -145,12 +148,9 @@ def test_fit_decision_rules_script(reader_model, capsys, monkeypatch):
             net = fitted[rule]["found"] - fitted[rule]["spurious"]
             assert net <= best["found"] - best["spurious"]
     assert report["join"]["candidates"] > 0
-    assert report["digits"] == "holdout" and script.holdout_size(str(workdir)) == 5000
+    assert report["digits"] == "holdout"
+    assert script.holdout_size(inference.load_classifier(workdir).meta) == 5000
     assert script.main(["--model", str(workdir / "missing"), "--pages", "1"]) == 2
-    capsys.readouterr()
     # A model that held nothing out: a one-line error pointing to --digits train.
-    from digits_jax import checkpoints
-
-    monkeypatch.setattr(checkpoints.Checkpoints, "meta", lambda self: {"config": {"holdout": 0}})
-    assert script.main(["--model", str(workdir), "--pages", "1", "--digits", "holdout"]) == 2
-    assert "use --digits train" in capsys.readouterr().err
+    with pytest.raises(DigitsJaxError, match="use --digits train"):
+        script.holdout_size({"config": {"holdout": 0}})
