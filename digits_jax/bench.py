@@ -13,6 +13,7 @@ Nothing here imports torch.
 
     digits-jax bench                      # table
     digits-jax bench --json --compare-torch --seconds 5
+    digits-jax bench --models --to-accuracy 0.99   # only the race (time_to_accuracy)
 """
 
 from __future__ import annotations
@@ -38,9 +39,11 @@ from digits_jax import (
     export,
     inference,
     input_pipeline,
+    mnist_files,
     numpy_classifier,
     parallel,
     pretrain,
+    time_to_accuracy,
     train,
     training_loop,
 )
@@ -476,6 +479,7 @@ def format_table(result: dict[str, Any]) -> str:
     for r in result["inference"]:
         name = "numpy" if r["backend"] == "numpy" else f"jax {r['conv_impl']}"
         lines.append(f"  {name:<11}{r['images_per_s']:9.0f} images/s  (batch {r['batch']})")
+    lines += _race_lines(result.get("time_to_accuracy", []))
     read = result["read"]
     if "skipped" in read:
         lines += ["", f"digits-jax read timing skipped: {read['skipped']}"]
@@ -487,6 +491,29 @@ def format_table(result: dict[str, Any]) -> str:
             f"  median {read['median_s']:.2f} s  (runs: {walls} s)",
         ]
     return "\n".join(lines)
+
+
+def _race_lines(races: list[dict[str, Any]]) -> list[str]:
+    if not races:
+        return []
+    lines = ["", "time to accuracy (training seconds, compile and evaluations excluded):"]
+    for r in races:
+        config = r["config"]
+        head = (
+            f"  {r['compute_dtype']:<9} batch {config['batch_size']}, "
+            f"{config['num_epochs']} epochs: {100 * r['target']:.2f}% "
+        )
+        if r["reached"]:
+            head += f"after {r['train_s_to_target']:.3f} s ({r['epochs_to_target']} epochs)"
+        else:
+            head += "not reached"
+        epoch = min(r["epoch_s"]) if r["epoch_s"] else float("nan")
+        lines += [
+            head,
+            f"            final {100 * r['final_accuracy']:.2f}%, fastest epoch {epoch:.3f} s, "
+            f"compile {r['compile_s']:.1f} s",
+        ]
+    return lines
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -503,7 +530,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seconds", type=float, default=3.0, help="timing per measurement")
     parser.add_argument("--batches", type=int, nargs="+", default=[32, 64, 128, 256])
-    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    parser.add_argument(
+        "--models",
+        nargs="*",
+        choices=MODELS,
+        default=list(MODELS),
+        help="models whose throughput to time (none: skip the throughput tables)",
+    )
     parser.add_argument(
         "--conv-impls", nargs="+", choices=("unfold", "xla", "auto"), default=["unfold", "xla"]
     )
@@ -519,6 +552,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"(default: {DEFAULT_READ_MODEL} when it exists, else that timing is skipped)",
     )
     parser.add_argument("--read-runs", type=int, default=5, help="timed runs of read")
+    parser.add_argument(
+        "--to-accuracy",
+        type=float,
+        default=None,
+        metavar="ACC",
+        help="also train --race-config on real MNIST until this test accuracy (e.g. 0.99) "
+        "and report the training seconds it took",
+    )
+    parser.add_argument(
+        "--race-config",
+        type=Path,
+        nargs="+",
+        default=[time_to_accuracy.DEFAULT_CONFIG],
+        metavar="FILE",
+        help="the configs of that run, each raced (default: configs/classifier_race.py)",
+    )
+    parser.add_argument(
+        "--race-dtypes",
+        nargs="+",
+        choices=("float32", "bfloat16"),
+        default=["float32"],
+        help="run the race once per compute dtype",
+    )
+    parser.add_argument(
+        "--mnist-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="the race reads MNIST's four IDX files from DIR instead of the prepared copy",
+    )
     parser.add_argument(
         "--cpu-devices",
         type=int,
@@ -537,6 +600,19 @@ def main(args: argparse.Namespace) -> int:
         raise DigitsJaxError("--read-runs must be > 0")
     if args.cpu_devices < 0:
         raise DigitsJaxError("--cpu-devices must be >= 0")
+    if args.to_accuracy is not None and not 0 < args.to_accuracy <= 1:
+        raise DigitsJaxError(f"--to-accuracy must be in (0, 1], got {args.to_accuracy}")
+    if args.mnist_dir is not None:
+        if args.to_accuracy is None:
+            raise DigitsJaxError("--mnist-dir is read only by the race: add --to-accuracy")
+        mnist_files.locate_idx_files(args.mnist_dir)  # a bad folder fails before any timing
+    race_configs = []
+    if args.to_accuracy is not None:  # bad config files fail before any timing
+        race_configs = [
+            time_to_accuracy.race_config(path, dtype)
+            for path in args.race_config
+            for dtype in args.race_dtypes
+        ]
     read_model = args.read_model
     if read_model is None and DEFAULT_READ_MODEL.is_dir():
         read_model = DEFAULT_READ_MODEL
@@ -553,10 +629,21 @@ def main(args: argparse.Namespace) -> int:
         read_model=read_model,
         read_runs=args.read_runs,
         command=shlex.join(["digits-jax", "bench", *_argv_after("bench")]),
-        log=lambda message: print(message, file=sys.stderr, flush=True),
+        log=_log,
     )
+    if race_configs:
+        result["time_to_accuracy"] = [
+            time_to_accuracy.time_to_accuracy(
+                c, *time_to_accuracy.load_splits(c, args.mnist_dir), args.to_accuracy, log=_log
+            )
+            for c in race_configs
+        ]
     print(json.dumps(result, indent=2) if args.json else format_table(result))
     return 0
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def _argv_after(word: str) -> list[str]:

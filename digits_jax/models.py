@@ -7,15 +7,16 @@ Both the DAE and the classifier keep the encoder under the parameter subtree
 Convolutions come in two implementations with identical parameter names and
 shapes (checkpoints are interchangeable):
 
-* ``"xla"``: ``flax.linen.Conv`` / ``ConvTranspose``, best on GPU and TPU;
+* ``"xla"``: ``flax.linen.Conv`` / ``ConvTranspose``;
 * ``"unfold"``: the same maths as static slices plus one matmul per layer
   (:class:`PhaseConvPool` for convolution + pooling, :class:`ScatterConvTranspose`),
   which XLA's CPU backend trains an order of magnitude faster for these tiny
-  kernels (``digits-jax bench``).
+  kernels, and an H200 about twice as fast for the classifier and 3 to 8 times for
+  the DAE (``digits-jax bench``; docs/benchmarks.md).
 
-``"auto"`` picks ``"unfold"`` for training on the CPU and ``"xla"`` elsewhere:
-XLA's CPU convolution is slow to differentiate but fast for forward-only
-inference at large batches.
+``"auto"`` picks ``"unfold"`` for training on the CPU and GPU and ``"xla"`` elsewhere
+(TPUs: not measured), and ``"xla"`` for forward-only inference, where XLA's own
+convolution is as fast or faster at large batches.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def resolve_conv_impl(impl: str, training: bool = True) -> str:
     if impl not in CONV_IMPLS:
         raise ValueError(f"conv_impl must be one of {CONV_IMPLS}, got {impl!r}")
     if impl == "auto":
-        return "unfold" if training and jax.default_backend() == "cpu" else "xla"
+        return "unfold" if training and jax.default_backend() in ("cpu", "gpu") else "xla"
     return impl
 
 
