@@ -14,6 +14,11 @@ ROOT = Path(__file__).resolve().parent.parent
 # process (cli.main) then cannot split the CPU into devices for the tests after it.
 jax.devices()
 
+# On a GPU, XLA computes float32 convolutions and matmuls in TF32 by default (about three
+# significant digits); the tests hold implementations equal at float32 tolerance.
+if jax.default_backend() != "cpu":
+    jax.config.update("jax_default_matmul_precision", "highest")
+
 
 @pytest.fixture
 def tiny_config():
