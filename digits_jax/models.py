@@ -16,7 +16,7 @@ shapes (checkpoints are interchangeable):
 
 ``"auto"`` picks ``"unfold"`` for training on the CPU and GPU and ``"xla"`` elsewhere
 (TPUs: not measured), and ``"xla"`` for forward-only inference, where XLA's own
-convolution is as fast or faster at large batches.
+convolution is faster on the CPU at large batches and within 7% on the H200.
 """
 
 from __future__ import annotations
