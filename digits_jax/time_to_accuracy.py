@@ -128,13 +128,15 @@ def time_to_accuracy(
     compare compute dtypes. Returns a JSON-able dict: ``reached`` (bool),
     ``train_s_to_target`` (training seconds up to the first evaluation at or above
     ``target``; None if never), ``epochs_to_target``, ``compile_s``, ``eval_s`` (all
-    evaluations together), ``epoch_s`` (training seconds of each epoch),
-    ``final_accuracy`` and the whole ``curve`` of
-    (epochs, train_s, accuracy) points. One device: the race measures a chip, not a mesh.
+    evaluations together), ``epoch_s`` (training seconds of each epoch), ``final_accuracy``
+    and the whole ``curve`` of (epochs, train_s, accuracy) points. One device: the race
+    measures a chip, not a mesh.
     """
     log = log or (lambda _message: None)
     if not 0 < target <= 1:
         raise DigitsJaxError(f"the target accuracy must be in (0, 1], got {target}")
+    if config.num_epochs < 1:
+        raise DigitsJaxError("the race needs num_epochs >= 1")
     steps = training_loop.steps_per_epoch(config, train_split.size)
     task = train.task_for(config)
     state = train.create_train_state(jax.random.PRNGKey(config.seed), config, steps)

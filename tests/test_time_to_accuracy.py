@@ -57,6 +57,8 @@ def test_race_that_misses_says_so(blob_splits):
     assert not r["reached"] and r["train_s_to_target"] is None and r["epochs_to_target"] is None
     with pytest.raises(DigitsJaxError, match="target accuracy"):
         tta.time_to_accuracy(config, train, test, target=0.0)
+    with pytest.raises(DigitsJaxError, match="num_epochs >= 1"):
+        tta.time_to_accuracy(tta.race_config(TINY, "float32", ["num_epochs=0"]), train, test)
 
 
 def test_nothing_is_compiled_while_the_clock_runs(blob_splits, monkeypatch):
@@ -99,13 +101,19 @@ def _tiny_idx_folder(folder, n_train=64, n_test=32):
     return files, sums
 
 
-def test_idx_splits_load_verified_and_limited(tmp_path):
+def test_idx_splits_load_verified_and_limited(tmp_path, monkeypatch):
     files, sums = _tiny_idx_folder(tmp_path)
     train, test = tta.load_idx_splits(tmp_path, sums)
     assert (train.size, test.size) == (64, 32)
     np.testing.assert_array_equal(np.asarray(test.images), files[mnist_files.TEST_IMAGES])
     with pytest.raises(DigitsJaxError, match="SHA-256 mismatch"):
         tta.load_idx_splits(tmp_path)  # not MNIST's published checksums
+    # The race's loader applies the config's limits to the IDX splits.
+    monkeypatch.setattr(mnist_files, "MNIST_SHA256", sums)
+    config = tta.race_config(TINY, "float32", ["train_limit=40", "test_limit=0"])
+    train, test = tta.load_splits(config, tmp_path)
+    assert (train.size, test.size) == (40, 32)
+    np.testing.assert_array_equal(np.asarray(train.labels), files[mnist_files.TRAIN_LABELS][:40])
 
 
 def test_bench_race_flags_fail_in_one_line(tmp_path, capsys):
