@@ -42,6 +42,7 @@ from digits_jax import (
     mnist_files,
     numpy_classifier,
     parallel,
+    plots,
     pretrain,
     time_to_accuracy,
     train,
@@ -576,6 +577,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="run the race once per compute dtype",
     )
     parser.add_argument(
+        "--race-plot",
+        type=Path,
+        default=None,
+        metavar="PNG",
+        help="draw the races' test accuracy against training seconds into PNG",
+    )
+    parser.add_argument(
         "--mnist-dir",
         type=Path,
         default=None,
@@ -602,9 +610,10 @@ def main(args: argparse.Namespace) -> int:
         raise DigitsJaxError("--cpu-devices must be >= 0")
     if args.to_accuracy is not None and not 0 < args.to_accuracy <= 1:
         raise DigitsJaxError(f"--to-accuracy must be in (0, 1], got {args.to_accuracy}")
+    for flag, value in (("--mnist-dir", args.mnist_dir), ("--race-plot", args.race_plot)):
+        if value is not None and args.to_accuracy is None:
+            raise DigitsJaxError(f"{flag} is used only by the race: add --to-accuracy")
     if args.mnist_dir is not None:
-        if args.to_accuracy is None:
-            raise DigitsJaxError("--mnist-dir is read only by the race: add --to-accuracy")
         mnist_files.locate_idx_files(args.mnist_dir)  # a bad folder fails before any timing
     race_configs = []
     if args.to_accuracy is not None:  # bad config files fail before any timing
@@ -638,6 +647,10 @@ def main(args: argparse.Namespace) -> int:
             )
             for c in race_configs
         ]
+        if args.race_plot is not None:
+            machine = result["machine"]
+            title = f"time to {100 * args.to_accuracy:.1f}%: {machine['device_kind']}"
+            plots.plot_races(result["time_to_accuracy"], args.race_plot, title)
     print(json.dumps(result, indent=2) if args.json else format_table(result))
     return 0
 

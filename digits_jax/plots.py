@@ -1,4 +1,4 @@
-"""Figures a user would rather look at than read: training curves, reconstructions.
+"""Figures a user would rather look at than read: training curves, reconstructions, races.
 
 matplotlib is imported on first use: reading a photo never pays for it.
 """
@@ -76,4 +76,36 @@ def plot_reconstructions(
             ax.set_xticks([])
             ax.set_yticks([])
         axes[row, 0].set_ylabel(label)
+    _save(fig, Path(path))
+
+
+def plot_races(races: Sequence[dict[str, Any]], path: str | Path, title: str = "") -> None:
+    """Test accuracy against training seconds for each ``time_to_accuracy`` result, the
+    target drawn across and each race's first point at or above it marked."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for r in races:
+        config = r["config"]
+        seconds = [p["train_s"] for p in r["curve"]]
+        accuracy = [100 * p["accuracy"] for p in r["curve"]]
+        label = f"batch {config['batch_size']}, {config['num_epochs']} ep, {r['compute_dtype']}"
+        (line,) = ax.plot(seconds, accuracy, marker=".", label=label)
+        if r["reached"]:
+            ax.plot(
+                r["train_s_to_target"],
+                100 * r["target"],
+                "o",
+                color=line.get_color(),
+                ms=9,
+                mfc="none",
+            )
+    if races:
+        ax.axhline(100 * races[0]["target"], color="grey", ls="--", lw=1)
+        best = max(max(100 * p["accuracy"] for p in r["curve"]) for r in races)
+        ax.set_ylim(max(90.0, 100 * races[0]["target"] - 2.0), min(100.0, best + 0.3))
+    ax.set(xlabel="training seconds (compile and evaluation excluded)", ylabel="test accuracy, %")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
     _save(fig, Path(path))

@@ -123,6 +123,8 @@ def test_bench_race_flags_fail_in_one_line(tmp_path, capsys):
     )
     assert cli.main(["bench", "--models", "--mnist-dir", str(tmp_path)]) == 2
     assert "add --to-accuracy" in capsys.readouterr().err
+    assert cli.main(["bench", "--models", "--race-plot", str(tmp_path / "r.png")]) == 2
+    assert "--race-plot is used only by the race" in capsys.readouterr().err
     assert cli.main(["bench", "--models", "--to-accuracy", "0.9", "--mnist-dir", "/nope"]) == 2
     assert "/nope" in capsys.readouterr().err
     missing = tmp_path / "missing.py"
