@@ -132,3 +132,45 @@ def test_bench_race_flags_fail_in_one_line(tmp_path, capsys):
         cli.main(["bench", "--models", "--to-accuracy", "0.9", "--race-config", str(missing)]) == 2
     )
     assert "config file not found" in capsys.readouterr().err
+
+
+def test_bench_races_each_config_and_dtype_and_draws_them(tmp_path, monkeypatch, capsys):
+    """The CLI path around the race (its training is tested above): one race per config and
+    dtype, on the loaded splits, into the JSON and the plot."""
+    calls = []
+
+    def fake_race(config, train, test, target, log=None):
+        calls.append((config.compute_dtype, config.batch_size, train, test, target))
+        curve = [{"epochs": 1.0, "train_s": 0.1, "accuracy": 0.995}]
+        return {
+            "config": {"batch_size": config.batch_size, "num_epochs": 1},
+            "compute_dtype": config.compute_dtype,
+            "target": target,
+            "reached": True,
+            "train_s_to_target": 0.1,
+            "epochs_to_target": 1.0,
+            "compile_s": 1.0,
+            "eval_s": 0.1,
+            "epoch_s": [0.1],
+            "final_accuracy": 0.995,
+            "curve": curve,
+        }
+
+    monkeypatch.setattr(tta, "load_splits", lambda config, mnist_dir: ("TRAIN", "TEST"))
+    monkeypatch.setattr(tta, "time_to_accuracy", fake_race)
+    plot = tmp_path / "race.png"
+    argv = ["bench", "--json", "--models", "--seconds", "0.01"]
+    argv += ["--to-accuracy", "0.99", "--race-plot", str(plot)]
+    argv += ["--race-config", str(TINY), str(ROOT / "configs" / "classifier_race.py")]
+    argv += ["--race-dtypes", "float32", "bfloat16"]
+    monkeypatch.chdir(tmp_path)  # no workdirs/classifier here: the read timing is skipped
+    assert cli.main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [(r["compute_dtype"], r["config"]["batch_size"]) for r in out["time_to_accuracy"]] == [
+        ("float32", 32),
+        ("bfloat16", 32),
+        ("float32", 256),
+        ("bfloat16", 256),
+    ]
+    assert all(c[2:] == ("TRAIN", "TEST", 0.99) for c in calls)
+    assert plot.stat().st_size > 1000
