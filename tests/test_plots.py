@@ -33,7 +33,7 @@ def test_reconstructions_grid(tmp_path):
     _drawn(tmp_path / "r.png")
 
 
-def test_races_mark_where_each_reached_the_target(tmp_path):
+def test_races_drawn_whether_or_not_they_reached_the_target(tmp_path):
     def race(dtype: str, reached: bool) -> dict:
         curve = [
             {"epochs": e / 2, "train_s": 0.05 * e, "accuracy": 0.95 + 0.01 * e}
