@@ -292,7 +292,10 @@ def ink_map(image: np.ndarray) -> np.ndarray:
 
 def _levels(ink8: np.ndarray, skip: np.ndarray | None = None) -> tuple[float, float]:
     """(seed, grow) ink levels: above Otsu's threshold and the paper's noise floor, the
-    floor measured on the paper without ``skip`` (printed lines, which are not noise)."""
+    floor measured on the paper without ``skip`` (printed lines, which are not noise).
+    Where the floor sets the seed level (grainy paper), strokes are grown from a lower
+    one, nearer the paper's grain: specks there hold no seed and are dropped, while faint
+    strokes joined to dark ones are followed."""
     otsu, _ = cv2.threshold(ink8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     step = (max(1, ink8.shape[0] // 300), max(1, ink8.shape[1] // 300))
     sample = ink8[:: step[0], :: step[1]]
@@ -301,7 +304,10 @@ def _levels(ink8: np.ndarray, skip: np.ndarray | None = None) -> tuple[float, fl
     med = float(np.median(sample))
     mad = 1.4826 * float(np.median(np.abs(sample.astype(np.float32) - med)))
     floor = med + 6.0 * mad + 10.0
-    return max(_SEED_FRAC * otsu, floor, 25.0), max(_GROW_FRAC * otsu, floor)
+    seed = max(_SEED_FRAC * otsu, floor, 25.0)
+    if floor >= seed:
+        return seed, max(_GROW_FRAC * otsu, med + 4.0 * mad + 5.0)
+    return seed, max(_GROW_FRAC * otsu, floor)
 
 
 def _grow_level(ink8: np.ndarray, seed: float, grow: float) -> float:

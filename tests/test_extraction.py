@@ -341,6 +341,23 @@ def test_faint_strokes_on_dense_squared_paper(cell: int, grid_strength: float, f
     assert min(d.box[3] for line in lines for d in line) >= 0.6 * 60  # whole digits, not halves
 
 
+@pytest.mark.parametrize(("grain", "faint"), [(0.06, 0.55), (0.1, 0.45), (0.1, 0.55)])
+def test_faint_strokes_on_grainy_paper(grain: float, faint: float) -> None:
+    """Paper grain can lift the noise floor over Otsu's level, so both ink levels sit on
+    it; faint strokes must still be followed from the dark ones (a lower grow level)."""
+    h, w = 600, 1000
+    ink, centres = _ink_layer(h, w, ["4381297", "67501"], height=60, thickness=4)
+    fade = np.ones((h, 1), np.float32)
+    for line in centres:  # the lower half of every digit written faintly
+        fade[int(line[0][1]) : int(line[0][1]) + 40] = faint
+    rng = np.random.default_rng(3)
+    texture = cv2.GaussianBlur(rng.normal(0, 1, (h, w)).astype(np.float32), (0, 0), 1.2)
+    paper = _paper(h, w, seed=3) * (1 + grain * texture / texture.std())[:, :, None]
+    lines = extract_digits(_compose(paper, ink * fade, colour=(140, 60, 20)))
+    _assert_reading_order(lines, centres)
+    assert min(d.box[3] for line in lines for d in line) >= 0.6 * 60  # whole digits, not halves
+
+
 def test_wide_zero_is_not_split() -> None:
     h, w = 500, 900
     ink = np.zeros((h, w), np.uint8)
