@@ -34,18 +34,21 @@ DEFAULT_CONFIG = config_lib.CONFIG_DIR / "classifier_race.py"
 
 
 def load_idx_splits(
-    folder: str | Path, expected: Mapping[str, str] | None = None
+    folder: str | Path,
+    expected: Mapping[str, str] | None = None,
+    limits: tuple[int, int] = (0, 0),
 ) -> tuple[DeviceSplit, DeviceSplit]:
-    """MNIST's train and test splits straight from its four IDX files (checksums verified).
+    """MNIST's train and test splits straight from its four IDX files (checksums verified),
+    the first (train, test) ``limits`` examples of each when > 0.
 
     For machines where the TFDS copy was never built (a lent GPU box): TFDS is not imported.
     ``expected`` (file name -> SHA-256) defaults to the published MNIST values.
     """
     arrays, _ = mnist_files.read_verified_folder(Path(folder), expected)
     splits = []
-    for split in ("train", "test"):
+    for split, limit in zip(("train", "test"), limits, strict=True):
         images_name, labels_name = mnist_files.SPLIT_FILES[split]
-        splits.append(input_pipeline.device_split(arrays[images_name], arrays[labels_name]))
+        splits.append(input_pipeline.device_split(arrays[images_name], arrays[labels_name], limit))
     return splits[0], splits[1]
 
 
@@ -58,12 +61,7 @@ def load_splits(
             input_pipeline.load_device_split("train", config.train_limit),
             input_pipeline.load_device_split("test", config.test_limit),
         )
-    train_split, test = load_idx_splits(mnist_dir)
-    return _first(train_split, config.train_limit), _first(test, config.test_limit)
-
-
-def _first(split: DeviceSplit, limit: int) -> DeviceSplit:
-    return DeviceSplit(split.images[:limit], split.labels[:limit]) if limit else split
+    return load_idx_splits(mnist_dir, limits=(config.train_limit, config.test_limit))
 
 
 def chunk_bounds(steps: int, evals_per_epoch: int) -> list[tuple[int, int]]:
