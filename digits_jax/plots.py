@@ -79,16 +79,28 @@ def plot_reconstructions(
     _save(fig, Path(path))
 
 
+def race_labels(races: Sequence[dict[str, Any]]) -> list[str]:
+    """A legend entry per race: batch, epochs and dtype, then every other config value
+    that differs between the races (``conv_impl=xla``), so no two entries read alike."""
+    shown = {"batch_size", "num_epochs", "compute_dtype"}
+    keys = sorted({k for r in races for k in r["config"]} - shown)
+    differ = [k for k in keys if len({repr(r["config"].get(k)) for r in races}) > 1]
+    labels = []
+    for r in races:
+        c = r["config"]
+        extra = "".join(f", {k}={c.get(k)}" for k in differ)
+        labels.append(f"batch {c['batch_size']}, {c['num_epochs']} ep, {r['compute_dtype']}{extra}")
+    return labels
+
+
 def plot_races(races: Sequence[dict[str, Any]], path: str | Path, title: str = "") -> None:
     """Test accuracy against training seconds for each ``time_to_accuracy`` result, the
     target drawn across and each race's first point at or above it marked."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    for r in races:
-        config = r["config"]
+    for r, label in zip(races, race_labels(races), strict=True):
         seconds = [p["train_s"] for p in r["curve"]]
         accuracy = [100 * p["accuracy"] for p in r["curve"]]
-        label = f"batch {config['batch_size']}, {config['num_epochs']} ep, {r['compute_dtype']}"
         (line,) = ax.plot(seconds, accuracy, marker=".", label=label)
         if r["reached"]:
             ax.plot(

@@ -20,6 +20,20 @@ from digits_jax.extraction import (
 )
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
+# putText changed its glyphs in OpenCV 5.0 and again in 5.1 (extraction itself gives the
+# same boxes on the same image under 4.13, 5.0 and 5.1); these pages' geometry (overlaps,
+# gaps, faint halves) is drawn for 5.1's, the version the dev extra installs.
+GLYPHS_OPENCV = "5.1."
+
+
+@pytest.fixture(autouse=True)
+def _glyphs_of_the_tested_opencv() -> None:
+    if not cv2.__version__.startswith(GLYPHS_OPENCV):
+        pytest.fail(
+            f"these pages are drawn with OpenCV {GLYPHS_OPENCV}x's putText glyphs, found "
+            f"{cv2.__version__}: pip install -e '.[dev]'",
+            pytrace=False,
+        )
 
 
 def _light(h: int, w: int) -> np.ndarray:

@@ -23,8 +23,16 @@ TRAIN_TINY = [
 ]
 
 
+def _cpu_env(drop_flags: bool = False, **extra: str) -> dict[str, str]:
+    """The environment for a fresh Python on the host's CPU devices, on a GPU machine too:
+    these tests are about CPU devices and processes, not the accelerator."""
+    env = {k: v for k, v in os.environ.items() if not (drop_flags and k == "XLA_FLAGS")}
+    return {**env, "JAX_PLATFORMS": "cpu", **extra}
+
+
 def _run(argv: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Runs a command in a fresh Python (JAX's devices are fixed once it starts); it must pass."""
+    env = env or _cpu_env()
     result = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
@@ -55,7 +63,7 @@ print(json.dumps(out))
 
 
 def test_sharded_training_matches_single_device(tmp_path):
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+    env = _cpu_env(XLA_FLAGS="--xla_force_host_platform_device_count=8")
     result = _run([sys.executable, "-c", SCRIPT, str(tmp_path)], env)
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["single_mesh"] == 0 and out["sharded_mesh"] == 8
@@ -89,7 +97,7 @@ def test_split_cpu_leaves_a_running_backend_and_forced_flags_alone(monkeypatch):
 
 def test_cli_splits_the_cpu_and_resumes_on_another_device_count(tmp_path):
     """Checkpoints saved over 2 CPU devices resume on 1 (Orbax's fallback sharding)."""
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env = _cpu_env(drop_flags=True)
     runs = []
     for epochs, devices in ((1, 2), (2, 1)):
         flags = ["--config.num_epochs", str(epochs), "--config.cpu_devices", str(devices)]
@@ -150,6 +158,7 @@ def test_two_processes_on_localhost_match_one(tmp_path):
             stderr=subprocess.PIPE,
             text=True,
             cwd=ROOT,
+            env=_cpu_env(),
         )
         for i in range(2)
     ]

@@ -50,3 +50,17 @@ def test_races_drawn_whether_or_not_they_reached_the_target(tmp_path):
 
     plots.plot_races([race("float32", True), race("bfloat16", False)], tmp_path / "race.png", "t")
     _drawn(tmp_path / "race.png")
+
+
+def test_race_labels_name_what_differs_between_the_races():
+    def race(dtype: str, impl: str) -> dict:
+        config = {"batch_size": 256, "num_epochs": 8, "compute_dtype": dtype, "conv_impl": impl}
+        return {"config": {**config, "seed": 0}, "compute_dtype": dtype}
+
+    same = plots.race_labels([race("float32", "auto"), race("bfloat16", "auto")])
+    assert same == ["batch 256, 8 ep, float32", "batch 256, 8 ep, bfloat16"]
+    both = plots.race_labels([race("float32", "auto"), race("float32", "xla")])
+    assert both == [
+        "batch 256, 8 ep, float32, conv_impl=auto",
+        "batch 256, 8 ep, float32, conv_impl=xla",
+    ]
