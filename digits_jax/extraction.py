@@ -966,11 +966,24 @@ def _drop_solid(mask: np.ndarray) -> np.ndarray:
     """Remove ink far wider than the pen: the corner of a cast shadow, a smudge.
 
     Where a disk four pen widths across fits inside the ink, it is no stroke; such a
-    patch would otherwise join the digits it touches into one blob."""
-    pen = stroke_width(mask)
+    patch would otherwise join the digits it touches into one blob. The pen is measured
+    on the ink clear of the frame: the desk around a page, cut by the frame, is wide
+    enough to make a disk the size of a shadow's corner look like a stroke."""
+    pen = stroke_width(_inside_frame(mask))
     if pen < 1.0:
         return mask
     return mask & (_near_broad(mask, _odd(4.0 * pen)) == 0)  # with the patch's ragged rim
+
+
+def _inside_frame(mask: np.ndarray) -> np.ndarray:
+    """The mask without its components that touch the image's frame (all of it when
+    nothing else is left)."""
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    x, y, w, h = (stats[:, i] for i in range(4))
+    H, W = mask.shape
+    clear = ~((x == 0) | (y == 0) | (x + w >= W) | (y + h >= H))
+    clear[0] = False
+    return clear[labels] if clear.any() else mask
 
 
 def _on_page(blobs: list[_Blob], desk: np.ndarray) -> list[_Blob]:

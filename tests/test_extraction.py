@@ -274,6 +274,24 @@ def test_page_edge_against_the_desk_is_not_a_digit() -> None:
     _assert_reading_order(lines, centres)
 
 
+def test_shadow_corner_beside_wide_desk_strips_keeps_small_digits() -> None:
+    """The desk shows as wide strips along two sides of the frame and a cast shadow's
+    sharp corner lies on the page: the strips must not set the pen width that tells the
+    corner from a stroke, or the corner stays, sets the page's digit size, and every
+    digit is dropped as thinner than that "pen" (a generated page lost all 16 so)."""
+    h, w = 1000, 1400
+    ink, centres = _ink_layer(h, w, ["94055026", "46422463"], height=40, thickness=3)
+    img = _compose(_paper(h, w, seed=4), ink).astype(np.float32)
+    img[:, w - 70 :] *= 0.55  # the desk beyond the page's right edge ...
+    img[h - 60 :, 150:1000] *= 0.55  # ... and below it
+    corner = np.array([[220, 560], [420, 700], [230, 830]], np.int32)
+    shade = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(shade, [corner], 1)  # the shadow's corner on the page
+    img[shade > 0] *= 0.6
+    lines = extract_digits(np.clip(img, 0, 255).astype(np.uint8))
+    _assert_reading_order(lines, centres)
+
+
 def test_digit_in_two_stacked_pieces_is_merged() -> None:
     """A wide 5 whose top bar is detached and sits above the body: one digit, not two."""
     h, w = 500, 900
