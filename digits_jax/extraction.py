@@ -401,12 +401,15 @@ def binarise(ink: np.ndarray) -> np.ndarray:
 def _long_runs(mask8: np.ndarray, length: int) -> np.ndarray:
     """Pixels of straight horizontal-ish runs at least ``length`` long, at small tilts.
 
-    Each tilt is undone by a shear, so a 1-px-tall opening kernel fits the line."""
+    Each tilt is undone by a shear, so a 1-px-tall opening kernel fits the line. A line
+    tilted between two of the shears drifts across rows along the run: found only in
+    pieces at the exact band, it is taken from a band a row wider on each side, where
+    the exact band covers less than half of it."""
     h, w = mask8.shape
     thick = cv2.dilate(mask8, np.ones((5, 1), np.uint8))  # tolerate residual tilt
     # Faint lines binarise as dashes: bridge short gaps along the line.
     thick = cv2.morphologyEx(thick, cv2.MORPH_CLOSE, np.ones((1, 7), np.uint8))
-    found = np.zeros_like(mask8)
+    exact, loose = np.zeros_like(mask8), np.zeros_like(mask8)
     kernel = np.ones((1, length), np.uint8)
     for deg in _RULE_ANGLES_DEG:
         t = math.tan(math.radians(deg))
@@ -415,13 +418,21 @@ def _long_runs(mask8: np.ndarray, length: int) -> np.ndarray:
         opened = cv2.morphologyEx(img, cv2.MORPH_OPEN, kernel)
         if not opened.any():
             continue
-        opened = cv2.erode(opened, np.ones((5, 1), np.uint8))
-        if deg:
-            opened = cv2.warpAffine(
-                opened, shear, (w, h), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP
-            )
-        found |= opened
-    return found
+        for found, rows in ((exact, 5), (loose, 3)):
+            band = cv2.erode(opened, np.ones((rows, 1), np.uint8))
+            if deg:
+                band = cv2.warpAffine(
+                    band, shear, (w, h), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP
+                )
+            found |= band
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(loose, connectivity=8)
+    if n <= 1:
+        return exact
+    near = cv2.dilate(exact, np.ones((3, 1), np.uint8)) > 0
+    covered = np.bincount(labels[near & (loose > 0)], minlength=n)
+    pieces = covered < 0.5 * stats[:, cv2.CC_STAT_AREA]
+    pieces[0] = False
+    return exact | (pieces[labels] * loose).astype(np.uint8)
 
 
 def _rule_masks(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

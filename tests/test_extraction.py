@@ -229,6 +229,22 @@ def test_ruled_lines_are_not_digits() -> None:
             assert d.box[2] < 100 and d.box[3] < 100
 
 
+@pytest.mark.parametrize("tilt_deg", [-5.0, 4.5])
+def test_thin_rules_tilted_between_the_detector_shears_are_removed(tilt_deg: float) -> None:
+    """Hair-thin ruled lines tilted between two of the shears the line detector tries (a
+    page turned ~5 degrees, as photographed) drift a row along each run: they must still
+    be found as lines and removed, not left to join the digits on them."""
+    h, w = 1000, 1500
+    ink, centres = _ink_layer(h, w, ROWS, height=60, thickness=5)
+    rise = round(w * math.tan(math.radians(tilt_deg)))
+    rules = np.zeros((h, w), np.uint8)
+    for y in range(-abs(rise), h + abs(rise), 80):
+        cv2.line(rules, (0, y), (w, y + rise), 255, 1, cv2.LINE_AA)
+    lined = _compose(_paper(h, w, seed=6), rules / 255.0, colour=(150, 100, 70), strength=0.9)
+    img = _compose(lined.astype(np.float32), ink)
+    _assert_reading_order(extract_digits(img), centres)
+
+
 def test_touching_digits_are_split() -> None:
     h, w = 500, 900
     ink = np.zeros((h, w), np.uint8)
