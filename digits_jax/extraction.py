@@ -232,25 +232,48 @@ def _stroke_width_hint(grey: np.ndarray) -> float:
     otsu, mask = cv2.threshold(ink8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     if otsu < 64:
         mask = (ink8 > 64).astype(np.uint8) * 255
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    sh, sw = small.shape
-    widths, weights = [], []
-    for i in range(1, n):
-        x, y, w, h, area = stats[i]
-        if area < 30 or x == 0 or y == 0 or x + w >= sw or y + h >= sh:
-            continue
-        if area > 0.8 * w * h:
-            continue
-        comp = (labels[y : y + h, x : x + w] == i).astype(np.uint8)
-        contours, _ = cv2.findContours(comp, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
-        outline = sum(cv2.arcLength(c, True) for c in contours)
-        widths.append(2.0 * area / max(outline, 1.0))
-        weights.append(float(area))
-    if not widths:
+    # A soft shadow is one wide, weak component here, holding the digits under it: only
+    # components whose ink is on average half as strong as the strongest count.
+    n, labels = cv2.connectedComponents(mask, connectivity=8)
+    if n > 1:
+        on = labels > 0
+        mean = np.bincount(labels[on], weights=ink8[on], minlength=n) / np.maximum(
+            np.bincount(labels[on], minlength=n), 1
+        )
+        strong = mean >= 0.5 * float(np.percentile(ink8[on], 99))
+        strong[0] = False
+        mask = strong[labels]
+    return _pen_width(mask > 0, min_area=30, max_fill=0.8) * factor
+
+
+def _pen_width(mask: np.ndarray, min_area: int = 0, max_fill: float = 1.0) -> float:
+    """The pen's stroke width: the median of the components' widths (2 x area / outline),
+    each counted by its outline, so that strokes, with much outline for their ink, set
+    it rather than a shadow or a solid patch, with much ink for little outline. Only
+    components clear of the frame count (the desk beyond a page's edge is cut by it),
+    of at least ``min_area`` px and filling at most ``max_fill`` of their box; 0 when
+    none does."""
+    m = mask.astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
+    x, y, w, h, area = (stats[:, i] for i in range(5))
+    H, W = m.shape
+    ok = (x > 0) & (y > 0) & (x + w < W) & (y + h < H) & (area >= max(min_area, 1))
+    ok &= area <= max_fill * w * h
+    ok[0] = False
+    if not ok.any():
         return 0.0
+    contours, _ = cv2.findContours(m, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
+    outline = np.zeros(n)
+    for c in contours:  # every contour runs over its component's own pixels
+        px, py = c[0, 0]
+        outline[labels[py, px]] += cv2.arcLength(c, True)
+    idx = np.flatnonzero(ok & (outline > 0))
+    if idx.size == 0:
+        return 0.0
+    widths = 2.0 * area[idx] / outline[idx]
     order = np.argsort(widths)
-    cum = np.cumsum(np.asarray(weights)[order])
-    return float(np.asarray(widths)[order][np.searchsorted(cum, cum[-1] / 2)]) * factor
+    cum = np.cumsum(outline[idx][order])
+    return float(widths[order][np.searchsorted(cum, cum[-1] / 2)])
 
 
 def _page_grey(image: np.ndarray, light_ink: bool | None = None) -> np.ndarray:
