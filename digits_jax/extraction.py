@@ -222,7 +222,7 @@ def _stroke_width_hint(grey: np.ndarray) -> float:
     """Rough pen stroke width (full-resolution px), measured on a reduced copy against a
     very wide background estimate, so that even the fat strokes of a close-up photo of
     one digit are seen as ink. Only stroke-like components away from the border count
-    (a shadow or a table edge is solid or touches the border)."""
+    (a table edge touches it, a shadow is solid or weak; ``_pen_width``)."""
     small = _reduce(grey).astype(np.float32) / 255.0
     factor = max(grey.shape) / max(small.shape)
     k = _odd(max(small.shape) / 4)
