@@ -178,8 +178,7 @@ def light_on_dark(image: np.ndarray) -> bool:
     # line that runs to the photo's border.
     step = cv2.morphologyEx(page, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 25
     _, labels, stats, _ = cv2.connectedComponentsWithStats(step.astype(np.uint8), connectivity=8)
-    x, y, w, h = (stats[:, i] for i in range(4))
-    edge = (x == 0) | (y == 0) | (x + w == small.shape[1]) | (y + h == small.shape[0])
+    edge = _touches_frame(stats, small.shape)
     edge[0] = False
     broad_size = _odd(k / 4)
     broad = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (broad_size,) * 2)
@@ -246,6 +245,12 @@ def _stroke_width_hint(grey: np.ndarray) -> float:
     return _pen_width(mask > 0, min_area=30, max_fill=0.8) * factor
 
 
+def _touches_frame(stats: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Which components (OpenCV's stats table) touch the border of an image of ``shape``."""
+    x, y, w, h = (stats[:, i] for i in range(4))
+    return (x <= 0) | (y <= 0) | (x + w >= shape[1]) | (y + h >= shape[0])
+
+
 def _pen_width(mask: np.ndarray, min_area: int = 0, max_fill: float = 1.0) -> float:
     """The pen's stroke width: the median of the components' widths (2 x area / outline),
     each counted by its outline, so that strokes, with much outline for their ink, set
@@ -255,9 +260,8 @@ def _pen_width(mask: np.ndarray, min_area: int = 0, max_fill: float = 1.0) -> fl
     none does."""
     m = mask.astype(np.uint8)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
-    x, y, w, h, area = (stats[:, i] for i in range(5))
-    H, W = m.shape
-    ok = (x > 0) & (y > 0) & (x + w < W) & (y + h < H) & (area >= max(min_area, 1))
+    w, h, area = (stats[:, i] for i in range(2, 5))
+    ok = ~_touches_frame(stats, m.shape) & (area >= max(min_area, 1))
     ok &= area <= max_fill * w * h
     ok[0] = False
     if not ok.any():
@@ -395,7 +399,7 @@ def _faint_digits(
     x, y, w, h = (stats[:, i] for i in range(4))
     lo, hi = _FAINT_HEIGHT
     ok = ~strong & (h >= lo * typical) & (h <= hi * typical) & (w <= 2 * typical)
-    ok &= (x > 0) & (y > 0) & (x + w < labels.shape[1]) & (y + h < labels.shape[0])
+    ok &= ~_touches_frame(stats, labels.shape)
     ok[0] = False
     pen = None
     for i in np.flatnonzero(ok):
@@ -569,7 +573,7 @@ def _blobs(mask: np.ndarray) -> tuple[list[_Blob], float]:
     keep = np.ones(n, bool)
     keep[0] = False
     keep &= area >= max(6, 1e-5 * H * W)
-    border = (x == 0) | (y == 0) | (x + w >= W) | (y + h >= H)
+    border = _touches_frame(stats, mask.shape)
     # Page edges, table, shadow boundaries: large things touching the border.
     keep &= ~(border & ((w > 0.4 * W) | (h > 0.4 * H)))
     # Solid filled regions are not pen strokes.
@@ -1013,9 +1017,7 @@ def _inside_frame(mask: np.ndarray) -> np.ndarray:
     """The mask without its components that touch the image's frame (all of it when
     nothing else is left)."""
     _, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    x, y, w, h = (stats[:, i] for i in range(4))
-    H, W = mask.shape
-    clear = ~((x == 0) | (y == 0) | (x + w >= W) | (y + h >= H))
+    clear = ~_touches_frame(stats, mask.shape)
     clear[0] = False
     return clear[labels] if clear.any() else mask
 

@@ -293,9 +293,9 @@ def test_page_edge_against_the_desk_is_not_a_digit() -> None:
 def test_shadow_corner_beside_wide_desk_strips_keeps_small_digits() -> None:
     """The desk shows as wide strips along two sides of the frame and a cast shadow's
     sharp corner lies on the page: neither may set the pen width or the digit size (a
-    generated page lost all 16 of its digits so: the corner was taken for a stroke 80 px
-    wide). Known limit: the corner's tips, narrower than the background estimate's
-    kernel, stay ink and may be boxed; nothing else may be."""
+    generated page lost all 16 of its digits to such a corner). Known limit: the
+    corner's tips, narrower than the background estimate's kernel, stay ink and may be
+    boxed; nothing else may be."""
     h, w = 1000, 1400
     ink, centres = _ink_layer(h, w, ["94055026", "46422463"], height=40, thickness=3)
     img = _compose(_paper(h, w, seed=4), ink).astype(np.float32)
