@@ -251,7 +251,7 @@ def _touches_frame(stats: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return (x <= 0) | (y <= 0) | (x + w >= shape[1]) | (y + h >= shape[0])
 
 
-def _pen_width(mask: np.ndarray, min_area: int = 0, max_fill: float = 1.0) -> float:
+def _pen_width(mask: np.ndarray, min_area: int, max_fill: float) -> float:
     """The pen's stroke width: the median of the components' widths (2 x area / outline),
     each counted by its outline, so that strokes, with much outline for their ink, set
     it rather than a shadow or a solid patch, with much ink for little outline. Only
@@ -261,7 +261,7 @@ def _pen_width(mask: np.ndarray, min_area: int = 0, max_fill: float = 1.0) -> fl
     m = mask.astype(np.uint8)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
     w, h, area = (stats[:, i] for i in range(2, 5))
-    ok = ~_touches_frame(stats, m.shape) & (area >= max(min_area, 1))
+    ok = ~_touches_frame(stats, m.shape) & (area >= min_area)
     ok &= area <= max_fill * w * h
     ok[0] = False
     if not ok.any():
