@@ -7,7 +7,9 @@
 # OUTDIR gets race.json / race.png (time to 99.0%, float32 and bfloat16), bench.json
 # (throughput of both models, three convolution choices) and tests.txt (the layer-equality
 # and race tests on that device); extra flags go to the race (--mnist-dir where TFDS's copy
-# of MNIST was never built). PYTHON picks the interpreter (default python3).
+# of MNIST was never built). PYTHON picks the interpreter (default python3). SUITE=SECONDS
+# also runs the whole test suite there for at most that long into suite.txt, interrupted
+# (not killed) at the limit so that pytest still lists what failed.
 set -u
 out=${1:?usage: bash scripts/gpu_checks.sh OUTDIR [--mnist-dir DIR]}
 shift
@@ -30,3 +32,8 @@ echo "bench: exit $? ($out/bench.json)"
 "$py" -m pytest -q -p no:cacheprovider tests/test_models.py tests/test_time_to_accuracy.py \
   > "$out/tests.txt" 2>&1
 echo "tests: exit $? ($out/tests.txt)"
+if [ -n "${SUITE:-}" ]; then
+  timeout -s INT "$SUITE" "$py" -m pytest -q -p no:cacheprovider -rfE --tb=line tests/ \
+    > "$out/suite.txt" 2>&1
+  echo "suite: exit $? ($out/suite.txt)"
+fi
