@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import jax
 import pytest
@@ -205,3 +207,22 @@ def test_bench_does_not_import_torch():
     """torch must never become a dependency: importing the harness leaves it out."""
     code = "import sys, digits_jax.bench; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="checks the script's CPU guard")
+def test_gpu_checks_script_refuses_a_cpu_only_jax(tmp_path):
+    """scripts/gpu_checks.sh would run XLA's convolutions at batch 4096 for hours on a
+    CPU: it must stop after recording the devices, with exit 2 and one line why."""
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHON": sys.executable, "SUITE": "5"}
+    result = subprocess.run(
+        ["bash", str(root / "scripts/gpu_checks.sh"), str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 2
+    assert "JAX sees no GPU here (backend cpu)" in result.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["devices.txt"]
