@@ -431,7 +431,7 @@ def _long_runs(mask8: np.ndarray, length: int) -> np.ndarray:
     Each tilt is undone by a shear, so a 1-px-tall opening kernel fits the line. A line
     tilted between two of the shears drifts across rows along the run: found only in
     pieces at the exact band, it is taken from a band a row wider on each side, where
-    the exact band covers less than half of it."""
+    the exact band misses a tenth of it or more."""
     h, w = mask8.shape
     thick = cv2.dilate(mask8, np.ones((5, 1), np.uint8))  # tolerate residual tilt
     # Faint lines binarise as dashes: bridge short gaps along the line.
@@ -457,7 +457,7 @@ def _long_runs(mask8: np.ndarray, length: int) -> np.ndarray:
         return exact
     near = cv2.dilate(exact, np.ones((3, 1), np.uint8)) > 0
     covered = np.bincount(labels[near & (loose > 0)], minlength=n)
-    pieces = covered < 0.5 * stats[:, cv2.CC_STAT_AREA]
+    pieces = covered < 0.9 * stats[:, cv2.CC_STAT_AREA]
     pieces[0] = False
     return exact | (pieces[labels] * loose).astype(np.uint8)
 

@@ -245,6 +245,22 @@ def test_thin_rules_tilted_between_the_detector_shears_are_removed(tilt_deg: flo
     _assert_reading_order(extract_digits(img), centres)
 
 
+def test_a_rule_found_in_part_at_the_exact_band_is_found_whole() -> None:
+    """A ruled line whose tilt changes along the page (the paper's perspective): the part
+    at one of the detector's shears is found exactly, the rest only in pieces; the wider
+    band must take the whole line, or its rest joins the digits on it."""
+    h, w = 400, 800
+    mask = np.zeros((h, w), np.uint8)
+    bend = int(0.65 * w)
+    for y0 in (60, 160, 260):
+        y1 = y0 + bend * math.tan(math.radians(4.0))  # at a shear ...
+        y2 = y1 + (w - bend) * math.tan(math.radians(4.9))  # ... then between two
+        points = np.array([[0, y0], [bend, round(y1)], [w, round(y2)]], np.int32)
+        cv2.polylines(mask, [points], False, 1, 1, cv2.LINE_8)
+    found = extraction._long_runs(mask, w // 8)
+    assert found[mask > 0].mean() > 0.95
+
+
 def test_touching_digits_are_split() -> None:
     h, w = 500, 900
     ink = np.zeros((h, w), np.uint8)
