@@ -229,7 +229,7 @@ def test_ruled_lines_are_not_digits() -> None:
             assert d.box[2] < 100 and d.box[3] < 100
 
 
-@pytest.mark.parametrize("tilt_deg", [-5.0, 4.5])
+@pytest.mark.parametrize("tilt_deg", [-5.0, 4.5, 5.0])
 def test_thin_rules_tilted_between_the_detector_shears_are_removed(tilt_deg: float) -> None:
     """Hair-thin ruled lines tilted between two of the shears the line detector tries (a
     page turned ~5 degrees, as photographed) drift a row along each run: they must still
