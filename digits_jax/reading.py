@@ -157,8 +157,8 @@ def _line_size(line: list[Digit]) -> tuple[float, float]:
 
 @dataclass
 class SplitCandidate:
-    """A wide digit that might be two: its best cut (the one whose less sure piece is
-    surest), the pieces' probabilities (2, 10) and the split rule's inputs."""
+    """A wide digit that might be two: its best cut (``decision_rules.cut_scores``), the
+    pieces' probabilities (2, 10) and the split rule's inputs."""
 
     digit: Digit
     cut: tuple[Digit, Digit]
@@ -183,16 +183,20 @@ def split_candidates(
         if d.splits is not None and pair_of[id(d)] >= decision_rules.MIN_PAIR and d.splits
     ]
     crops = [p.crop for d, _ in wide for cut in d.splits for p in cut]
-    probs = probabilities(model, crops, tta)
+    probs, pairs = _read(model, crops, tta)
     out, at = [], 0
     for d, (line_width, line_height) in wide:
-        pieces = probs[at : at + 2 * len(d.splits)].reshape(-1, 2, 10)
-        at += 2 * len(d.splits)
-        best = int(np.argmax(pieces.max(axis=2).min(axis=1)))
+        n = 2 * len(d.splits)
+        pieces, piece_pairs = (
+            probs[at : at + n].reshape(-1, 2, 10),
+            pairs[at : at + n].reshape(-1, 2),
+        )
+        at += n
+        heights = np.array([min(p.box[3] for p in cut) for cut in d.splits]) / line_height
+        best = int(np.argmax(decision_rules.cut_scores(pieces, piece_pairs, heights)))
         _, _, w, h = d.box
-        piece_height = min(p.box[3] for p in d.splits[best]) / line_height
         inputs = decision_rules.split_inputs(
-            pair_of[id(d)], probs_of[id(d)], pieces[best], w / line_width, w / h, piece_height
+            pair_of[id(d)], probs_of[id(d)], pieces[best], w / line_width, w / h, heights[best]
         )
         out.append(SplitCandidate(d, d.splits[best], pieces[best], inputs))
     return out
@@ -258,7 +262,7 @@ def decide(lines: list[list[Digit]], model: Any, tta: int = 1) -> Decision:
     with a neighbour read in one pass, the pieces of the wide ones' cuts in another).
 
     Two neighbours become one digit where ``decision_rules.JOIN`` says so; a wide digit
-    becomes the two pieces of its cut whose less sure piece is surest where
+    becomes the two pieces of its best cut (``decision_rules.cut_scores``) where
     ``decision_rules.SPLIT`` does. A model without a pair detector leaves the lines as
     extracted."""
     probs_of, pair_of = first_pass(model, lines, tta)

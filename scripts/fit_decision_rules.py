@@ -74,7 +74,7 @@ def candidates(model: Any, lines: list, truth: list) -> dict[str, tuple[np.ndarr
     digits the best cut of a wide blob, or the union of two neighbours, matches, and
     how many fewer dropping a short box of the decided lines does (-1 or 0)."""
     decision = reading.decide(lines, model)
-    splits, joins = decision.splits, decision.joins
+    splits, joins = decision.splits or [], decision.joins or []  # None: a page of no digits
     found = lambda ds: len(match_boxes(truth, [d.box for d in ds]))  # noqa: E731
     flat = [d for line in decision.lines for d in line]
     matched = {id(flat[j]) for _, j in match_boxes(truth, [d.box for d in flat])}
@@ -135,6 +135,11 @@ def main(argv: list[str] | None = None) -> int:
         default="train",
         help="all the training digits (default), or those the classifier held out",
     )
+    ap.add_argument(
+        "--save-candidates",
+        metavar="NPZ",
+        help="also write each rule's inputs and gains (split_x, split_gain, ...) there",
+    )
     args = ap.parse_args(argv)
     try:
         from digits_jax.data import load_split
@@ -169,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         "seed": args.seed,
         "digits": args.digits,
     }
+    arrays: dict[str, np.ndarray] = {}
     for kind, value_of, current in (
         ("split", decision_rules.split_value, decision_rules.SPLIT),
         ("join", decision_rules.join_value, decision_rules.JOIN),
@@ -177,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
         x = np.concatenate([x for x, _ in collected[kind]])
         gain = np.concatenate([g for _, g in collected[kind]])
         out[kind] = report(x, gain, value_of(gain), current)
+        arrays[f"{kind}_x"], arrays[f"{kind}_gain"] = x, gain
+    if args.save_candidates:
+        np.savez_compressed(args.save_candidates, **arrays)
     print(json.dumps(out, indent=1))
     return 0
 

@@ -13,7 +13,7 @@ with the next blob) is decided by the truth instead of a model: what the best de
 could reach with the candidates extraction offers, so a miss there needs new candidates.
 
     python scripts/measure_extraction.py --pages 200 --seed 0 [--model DIR | --oracle]
-        [--json] [--save-failures DIR]
+        [--tta N] [--json] [--save-failures DIR]
 """
 
 from __future__ import annotations
@@ -224,13 +224,13 @@ def stats_area_ok(box: Box) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
-def load_extractor(stand_in: bool, model: Path | None = None) -> Extractor:
+def load_extractor(stand_in: bool, model: Path | None = None, tta: int = 1) -> Extractor:
     """The project's ``extract_digits``, or the stand-in baseline when asked for; with a
     model, what ``digits-jax read`` reports (digits with boxes) instead."""
     if stand_in:
         return stand_in_extract
     if model is not None:
-        return read_extractor(model)
+        return read_extractor(model, tta)
     try:
         from digits_jax.extraction import extract_digits
     except ImportError as exc:
@@ -241,8 +241,8 @@ def load_extractor(stand_in: bool, model: Path | None = None) -> Extractor:
     return extract_digits
 
 
-def read_extractor(model_dir: Path) -> Extractor:
-    """Extraction and reading as ``digits-jax read`` does them, one page at a time."""
+def read_extractor(model_dir: Path, tta: int = 1) -> Extractor:
+    """Extraction and reading as ``digits-jax read [--tta N]`` does them, one page at a time."""
     from digits_jax import inference, reading
     from digits_jax.extraction import extract_digits
 
@@ -251,7 +251,7 @@ def read_extractor(model_dir: Path) -> Extractor:
     def extract(image: np.ndarray) -> list[list[Any]]:
         page = reading.ExtractedPage("page", image, 1.0, extract_digits(image))
         result = reading.PageResult("page")
-        reading.classify_pages([result], [page], model)
+        reading.classify_pages([result], [page], model, tta=tta)
         return [line.digits for line in result.lines]
 
     return extract
@@ -284,7 +284,11 @@ def extractor_name(args: argparse.Namespace) -> str:
         return "digits_jax.extraction, alternatives decided by the truth (--oracle)"
     if args.stand_in_extractor:
         return "stand-in"
-    return f"digits-jax read --model {args.model}" if args.model else "digits_jax.extraction"
+    if args.model:
+        return f"digits-jax read --model {args.model}" + (
+            f" --tta {args.tta}" if args.tta > 1 else ""
+        )
+    return "digits_jax.extraction"
 
 
 def difficulties(pages: int, lo: float, hi: float) -> np.ndarray:
@@ -294,7 +298,7 @@ def difficulties(pages: int, lo: float, hi: float) -> np.ndarray:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Generate, extract and score all pages; return the report as a dict."""
-    extract = load_extractor(args.stand_in_extractor, args.model)
+    extract = load_extractor(args.stand_in_extractor, args.model, args.tta)
     if args.stand_in_digits:
         digits, labels = stand_in_digits(np.random.default_rng(args.seed), 5000)
     else:
@@ -390,8 +394,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="decide extraction's alternatives by the truth (what the best decisions reach)",
     )
+    ap.add_argument("--tta", type=int, default=1, help="with --model: read's --tta N")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
+    if args.tta != 1 and not args.model:
+        ap.error("--tta needs --model")
     if args.oracle and (args.model or args.stand_in_extractor):
         ap.error("--oracle decides by the truth: it takes neither --model nor a stand-in")
     if args.pages < 1 or args.buckets < 1:

@@ -85,6 +85,22 @@ def test_split_inputs_and_the_fitted_rule():
     assert list(rules.SPLIT.take(np.stack([pair, single]))) == [True, False]
 
 
+def test_cut_scores_prefer_sure_single_pieces_of_a_digits_height():
+    sure, unsure = np.eye(10)[[1, 7]] * 0.999, np.eye(10)[[1, 7]] * 0.9
+    pieces = np.stack([sure, unsure, sure, sure])
+    single, pair = [0.01, 0.01], [0.01, 0.99]
+    scores = rules.cut_scores(
+        pieces, np.array([single, single, pair, single]), np.array([0.9, 0.9, 0.9, 0.5])
+    )
+    # Surer pieces score higher; so does a cut none of whose pieces looks like two
+    # digits, and one whose shorter piece is nearer the line's digit height.
+    assert scores[0] > scores[1] and scores[0] > scores[2] and scores[0] > scores[3]
+    logit = lambda p: np.log(p / (1 - p))  # noqa: E731
+    expected = logit(0.999) - rules.CUT_PAIR * logit(0.99) + rules.CUT_HEIGHT * 0.9
+    np.testing.assert_allclose(scores[2], expected)
+    assert rules.cut_scores(pieces[:0], np.zeros((0, 2)), np.zeros(0)).shape == (0,)
+
+
 def _join(union_pair, union, boxes, left=(1, 0.6), right=(7, 0.6)):
     """Join inputs for a union read as ``union`` (digit, confidence) beside two
     neighbours read as ``left`` and ``right``, on a line of 20 x 40 digits."""
@@ -127,15 +143,26 @@ def test_drop_inputs_and_the_fitted_rule():
     assert list(rules.DROP.take(np.stack([x, kept]))) == [True, False]
 
 
-def test_fit_decision_rules_script(reader_model, capsys, monkeypatch):
+def test_fit_decision_rules_script(reader_model, capsys, monkeypatch, tmp_path):
     scripts = Path(__file__).resolve().parent.parent / "scripts"
     monkeypatch.syspath_prepend(str(scripts))
     script = importlib.import_module("fit_decision_rules")
     workdir, _ = reader_model
+    saved = tmp_path / "candidates.npz"
     argv = ["--model", str(workdir), "--pages", "6", "--workers", "1", "--digits", "holdout"]
-    assert script.main(argv) == 0
+    assert script.main([*argv, "--save-candidates", str(saved)]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["pages"] == 6
+    with np.load(saved) as arrays:  # what the report counted, to fit other rules on
+        for kind, inputs, value_of in (
+            ("split", rules.SPLIT_INPUTS, rules.split_value),
+            ("join", rules.JOIN_INPUTS, rules.join_value),
+            ("drop", rules.DROP_INPUTS, rules.drop_value),
+        ):
+            x, gain = arrays[f"{kind}_x"], arrays[f"{kind}_gain"]
+            assert x.shape == (report[kind]["candidates"], inputs) == (len(gain), inputs)
+            assert int((value_of(gain) > 0).sum()) == report[kind]["helped_by_taking"]
+
     kinds = ("split", rules.SPLIT_INPUTS), ("join", rules.JOIN_INPUTS), ("drop", rules.DROP_INPUTS)
     for kind, inputs in kinds:
         fitted = report[kind]

@@ -303,6 +303,13 @@ def test_alternatives_are_decided_by_the_detector_and_the_classifier(monkeypatch
     calls = [_logit(p) for p in (0.1, 0.3, 0.2, 0.98, 0.6, 0.7)]
     np.testing.assert_allclose(candidate.inputs[:6], calls, rtol=1e-5)
     assert list(candidate.inputs[6:]) == [-0.25, 1, 1, 1, 1, 1, 0.5, 1, 0, 0]
+    # A cut whose piece the detector calls two digits is not the one judged
+    # (``decision_rules.cut_scores``): cut a's pieces are, and it is declined.
+    split_piece = _ScriptedModel(reads, pairs | {13: 0.999})
+    (candidate,) = reading.split_candidates(split_piece, [line], probs_of, pair_of)
+    assert candidate.cut == cut_a
+    (out,), _ = reading.resolve_alternatives([line], split_piece)
+    assert _ids(out) == _ids([line[0], union])
     # The detector gives the wide digit under MIN_PAIR: not even judged; the union a
     # pair: no join.
     few = _ScriptedModel(reads, pairs | {1: decision_rules.MIN_PAIR / 2, 20: 0.9})
