@@ -323,6 +323,14 @@ def test_measure_script_with_a_model_scores_the_reading(
     # Two easy pages and a model trained for three epochs: nearly every digit read right.
     assert 85.0 <= report["overall"]["digit_accuracy_pct"] <= 100.0
     assert measure.main([*args, "--model", str(tmp_path / "none")]) == 2
+    # With --tta N, what `read --tta N` reports; TTA needs a model.
+    one_page = ["--pages", "1", "--seed", "1", "--json", "--quiet", "--buckets", "1"]
+    assert measure.main([*one_page, "--tta", "2", "--model", str(reader_model[0])]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["extractor"].endswith("--tta 2") and report["overall"]["pages"] == 1
+    with pytest.raises(SystemExit) as exc:
+        measure.main(["--tta", "2"])
+    assert exc.value.code == 2 and "--tta needs --model" in capsys.readouterr().err
 
 
 @dataclass
