@@ -94,9 +94,14 @@ JOIN_INPUTS = len(JOIN.weights)
 DROP_INPUTS = len(DROP.weights)
 
 
+def _logits(p: np.ndarray) -> np.ndarray:
+    """log(p / (1 - p)) of each probability, clipped to [1e-7, 1 - 1e-7] (finite)."""
+    p = np.clip(np.asarray(p, np.float64), 1e-7, 1 - 1e-7)
+    return np.log(p / (1 - p))
+
+
 def _logit(p: float) -> float:
-    p = min(max(float(p), 1e-7), 1 - 1e-7)
-    return float(np.log(p / (1 - p)))
+    return float(_logits(p))
 
 
 def split_inputs(
@@ -132,9 +137,8 @@ def cut_scores(pieces: np.ndarray, pairs: np.ndarray, heights: np.ndarray) -> np
     (C, 2, 10) of each cut's pieces, the detector's p(two digits) (C, 2) of each piece and
     each cut's shorter piece's height over its line's median height (C,). Pieces read
     surely, each one digit and of a digit's height make a right cut."""
-    logit = np.vectorize(_logit, otypes=[np.float64])
     sure = np.asarray(pieces).max(axis=2).min(axis=1)
-    return logit(sure) - CUT_PAIR * logit(np.asarray(pairs).max(axis=1)) + CUT_HEIGHT * heights
+    return _logits(sure) - CUT_PAIR * _logits(np.asarray(pairs).max(axis=1)) + CUT_HEIGHT * heights
 
 
 Box = Sequence[int]
