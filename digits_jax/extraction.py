@@ -79,6 +79,10 @@ class Digit:
     # This digit and the next one on its line read as one digit (two pieces of one cut
     # apart, or a fragment left beside its digit), when they are close enough to be one.
     joined: Digit | None = field(default=None, repr=False)
+    # Where this digit and the next one are the two pieces of a hard cut between touching
+    # digits (``_cut_pieces``): their union cut elsewhere, one reading per cut tried (the
+    # hard cut can be wrong where two digits interpenetrate). None: not such a pair.
+    recuts: Sequence[tuple[Digit, Digit]] | None = field(default=None, repr=False)
 
 
 class _Splits(Sequence[tuple[Digit, Digit]]):
@@ -128,6 +132,7 @@ class _Blob:
     mask: np.ndarray  # bool (h, w); after _soft, float ink in [0, 1]
     splits: _Splits | None = None  # a wide blob's two-piece readings (worked out lazily)
     joined: _Blob | None = None  # this blob and the next one of its line as one
+    recuts: _Splits | None = None  # this blob and the next, its hard cut's pieces, re-cut
 
     @property
     def box(self) -> tuple[int, int, int, int]:
@@ -960,10 +965,13 @@ def _line_digits(line: list[_Blob], page_width: float, ink8: np.ndarray) -> list
     pens = [stroke_width(_core(b, ink8)) for b in blobs if b.h >= 0.5 * height]
     pen = float(np.median(pens)) if pens else 0.0
     out: list[_Blob] = []
-    for b in blobs:
+    source: dict[int, int] = {}  # id of a piece of a cut blob -> the blob's index
+    for k, b in enumerate(blobs):
         parts = _split_touching2(b, ink8, height, pen) if pen > 0 else [b]
         if len(parts) == 1 and b.w > _SPLIT_ASPECT * b.h and b.w > _SPLIT_WIDTH * width:
             parts = _split_touching(b, width, height)
+        if len(parts) > 1:
+            source.update((id(p), k) for p in parts)
         out.extend(parts)
     digits, dashes = [], []
     for b in out:
@@ -979,6 +987,8 @@ def _line_digits(line: list[_Blob], page_width: float, ink8: np.ndarray) -> list
             b.splits = _Splits(b, ink8)
     digits.sort(key=lambda b: b.x + b.w / 2)
     for a, b in itertools.pairwise(digits):
+        if source.get(id(a), -1) == source.get(id(b), -2):
+            a.recuts = _Splits(_union(a, b), ink8)
         if b.x - (a.x + a.w) <= _JOIN_GAP * height:
             u = _union(a, b)
             if u.w <= _JOIN_WIDTH * height and u.h <= _JOIN_WIDTH * height:
@@ -1077,14 +1087,16 @@ def _soft(blob: _Blob, ink8: np.ndarray) -> _Blob:
     peak = float(np.percentile(sub[blob.mask], 90))
     soft = np.where(blob.mask, np.clip(sub / max(peak, 1.0), 0.0, 1.0), 0.0)
     core = _tight(blob.x, blob.y, soft >= 0.5)
-    splits = blob.splits
-    joined = _soft(blob.joined, ink8) if blob.joined is not None else None
+    alternatives = {
+        "splits": blob.splits,
+        "joined": _soft(blob.joined, ink8) if blob.joined is not None else None,
+        "recuts": blob.recuts,
+    }
     if core is None:
-        return _Blob(blob.x, blob.y, blob.w, blob.h, blob.mask, splits, joined)
+        return _Blob(blob.x, blob.y, blob.w, blob.h, blob.mask, **alternatives)
     dx, dy = core.x - blob.x, core.y - blob.y
-    return _Blob(
-        core.x, core.y, core.w, core.h, soft[dy : dy + core.h, dx : dx + core.w], splits, joined
-    )
+    mask = soft[dy : dy + core.h, dx : dx + core.w]
+    return _Blob(core.x, core.y, core.w, core.h, mask, **alternatives)
 
 
 def single_digit_ink(image: np.ndarray, light_ink: bool | None = None) -> np.ndarray | None:
@@ -1124,5 +1136,6 @@ def extract_digits(image: np.ndarray, scale: float = 1.0) -> list[list[Digit]]:
 def _digit(blob: _Blob, scale: float) -> Digit:
     splits = blob.splits.scaled(scale) if blob.splits is not None else None
     joined = _digit(blob.joined, scale) if blob.joined is not None else None
+    recuts = blob.recuts.scaled(scale) if blob.recuts is not None else None
     crop = to_mnist(blob.mask.astype(np.float32))
-    return Digit(_to_original(blob.box, scale), crop, splits, joined)
+    return Digit(_to_original(blob.box, scale), crop, splits, joined, recuts)

@@ -7,6 +7,7 @@ with its error while the others are still read.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -192,7 +193,7 @@ def split_candidates(
             pairs[at : at + n].reshape(-1, 2),
         )
         at += n
-        heights = np.array([min(p.box[3] for p in cut) for cut in d.splits]) / line_height
+        heights = _heights(d.splits, line_height)
         best = int(np.argmax(decision_rules.cut_scores(pieces, piece_pairs, heights)))
         _, _, w, h = d.box
         inputs = decision_rules.split_inputs(
@@ -200,6 +201,102 @@ def split_candidates(
         )
         out.append(SplitCandidate(d, d.splits[best], pieces[best], inputs))
     return out
+
+
+@dataclass
+class RecutCandidate:
+    """Two neighbours that are the pieces of a hard cut (``Digit.recuts``): the score
+    (``decision_rules.cut_scores``) of that cut and of the best re-cut of their union,
+    that re-cut's pieces and their probabilities (2, 10) and p(two digits) (2,)."""
+
+    digit: Digit
+    score: float
+    recut_score: float
+    cut: tuple[Digit, Digit]
+    piece_probs: np.ndarray
+    piece_pairs: np.ndarray
+
+
+def _heights(cuts: Sequence[Sequence[Digit]], line_height: float) -> np.ndarray:
+    """Each cut's shorter piece's height over its line's median height."""
+    return np.array([min(p.box[3] for p in cut) for cut in cuts]) / line_height
+
+
+def recut_candidates(
+    model: Any,
+    lines: list[list[Digit]],
+    probs_of: dict[int, np.ndarray],
+    pair_of: dict[int, float],
+    tta: int = 1,
+) -> list[RecutCandidate]:
+    """The hard-cut pairs of ``lines`` (``probs_of``, ``pair_of``: the first pass's
+    outputs by ``id``), their unions' re-cuts read in one batch and scored like the
+    cuts of a wide digit."""
+    found = [
+        (d, after, _line_size(line)[1])
+        for line in lines
+        for d, after in itertools.pairwise(line)
+        if d.recuts
+    ]
+    crops = [p.crop for d, _, _ in found for cut in d.recuts for p in cut]
+    probs, pairs = _read(model, crops, tta)
+    out, at = [], 0
+    for d, after, line_height in found:
+        n = 2 * len(d.recuts)
+        pieces, piece_pairs = (
+            probs[at : at + n].reshape(-1, 2, 10),
+            pairs[at : at + n].reshape(-1, 2),
+        )
+        at += n
+        scores = decision_rules.cut_scores(pieces, piece_pairs, _heights(d.recuts, line_height))
+        now = decision_rules.cut_scores(
+            np.stack([probs_of[id(d)], probs_of[id(after)]])[None],
+            np.array([[pair_of[id(d)], pair_of[id(after)]]]),
+            _heights([(d, after)], line_height),
+        )
+        best = int(np.argmax(scores))
+        out.append(
+            RecutCandidate(
+                d,
+                float(now[0]),
+                float(scores[best]),
+                d.recuts[best],
+                pieces[best],
+                piece_pairs[best],
+            )
+        )
+    return out
+
+
+def apply_recuts(
+    lines: list[list[Digit]], cuts: dict[int, tuple[Digit, Digit]]
+) -> tuple[list[list[Digit]], dict[int, int]]:
+    """``lines`` with each pair of neighbours whose left one's ``id`` is in ``cuts``
+    replaced by that re-cut's pieces, left to right (a pair whose left one was already
+    replaced keeps its cut). The re-cut's left piece is a copy holding the pair's union
+    (``Digit.joined``), and the digit before the pair a copy without its union with the
+    pair's left one; returned too: {id(copy): id(original)}."""
+    out, copies = [], {}
+    for line in lines:
+        new: list[Digit] = []
+        k = 0
+        while k < len(line):
+            cut = cuts.get(id(line[k]))
+            if cut is None or k + 1 >= len(line):
+                new.append(line[k])
+                k += 1
+                continue
+            if new and new[-1].joined is not None:
+                copy = dataclasses.replace(new[-1], joined=None)
+                copies[id(copy)], new[-1] = id(new[-1]), copy
+            # The pair may still be one digit that the hard cut split: the re-cut's pieces
+            # keep the pair's union.
+            left = dataclasses.replace(cut[0], joined=line[k].joined)
+            copies[id(left)] = id(cut[0])
+            new.extend((left, cut[1]))
+            k += 2
+        out.append(new)
+    return out, copies
 
 
 @dataclass
@@ -259,15 +356,28 @@ class Decision:
 
 def decide(lines: list[list[Digit]], model: Any, tta: int = 1) -> Decision:
     """The lines with extraction's alternatives decided (the digits and their unions
-    with a neighbour read in one pass, the pieces of the wide ones' cuts in another).
+    with a neighbour read in one pass, the re-cuts of hard-cut pairs in another, the
+    pieces of the wide ones' cuts in a third).
 
-    Two neighbours become one digit where ``decision_rules.JOIN`` says so; a wide digit
-    becomes the two pieces of its best cut (``decision_rules.cut_scores``) where
-    ``decision_rules.SPLIT`` does. A model without a pair detector leaves the lines as
-    extracted."""
+    A hard cut's two pieces become the best re-cut of their union where its score
+    (``decision_rules.cut_scores``) beats theirs by ``decision_rules.RECUT_MARGIN``;
+    then two neighbours become one digit where ``decision_rules.JOIN`` says so, and a
+    wide digit becomes the two pieces of its best cut where ``decision_rules.SPLIT``
+    does. A model without a pair detector leaves the lines as extracted."""
     probs_of, pair_of = first_pass(model, lines, tta)
     if pair_of is None:
         return Decision(lines, probs_of, None, None)
+    recuts = [
+        c
+        for c in recut_candidates(model, lines, probs_of, pair_of, tta)
+        if c.recut_score > c.score + decision_rules.RECUT_MARGIN
+    ]
+    for c in recuts:
+        probs_of.update(zip(map(id, c.cut), c.piece_probs, strict=True))
+        pair_of.update(zip(map(id, c.cut), map(float, c.piece_pairs), strict=True))
+    lines, copies = apply_recuts(lines, {id(c.digit): c.cut for c in recuts})
+    for new, old in copies.items():
+        probs_of[new], pair_of[new] = probs_of[old], pair_of[old]
     splits = split_candidates(model, lines, probs_of, pair_of, tta)
     cuts: dict[int, tuple[Digit, Digit]] = {}
     for c in _taken(splits, decision_rules.SPLIT):

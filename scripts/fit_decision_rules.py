@@ -55,8 +55,9 @@ def _page(job: tuple[int, int, float]) -> tuple[list, list]:
     lines = extract_digits(page.image)
     for line in lines:  # work the cuts out here, in parallel
         for d in line:
-            if d.splits is not None:
-                len(d.splits)
+            for cuts in (d.splits, d.recuts):
+                if cuts is not None:
+                    len(cuts)
     return lines, [t.box for line in page.lines for t in line]
 
 

@@ -19,6 +19,7 @@ could reach with the candidates extraction offers, so a miss there needs new can
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import time
@@ -262,12 +263,22 @@ def _matched(truth: Sequence[Box], digits: Sequence[Any]) -> int:
 
 
 def oracle_lines(lines: Sequence[Sequence[Any]], truth: Sequence[Box]) -> list[list[Any]]:
-    """Extraction's alternatives (``Digit.joined``, ``Digit.splits``) decided by the truth,
-    blob by blob along each line (``reading.decide_alternatives``): a union replaces two
-    neighbours when it matches as many true digits as they do (one box fewer), the cut
-    matching most replaces a wide blob when it matches more than the blob. Not a bound
-    over every combination, but choices no recogniser could better one at a time."""
-    from digits_jax.reading import decide_alternatives
+    """Extraction's alternatives (``Digit.recuts``, ``Digit.joined``, ``Digit.splits``)
+    decided by the truth, blob by blob along each line (``reading.apply_recuts``, then
+    ``reading.decide_alternatives``): the re-cut matching most replaces a hard cut's
+    pieces when it matches more than they do, a union replaces two neighbours when it
+    matches as many true digits as they do (one box fewer), the cut matching most
+    replaces a wide blob when it matches more than the blob. Not a bound over every
+    combination, but choices no recogniser could better one at a time."""
+    from digits_jax.reading import apply_recuts, decide_alternatives
+
+    recuts = {}
+    for line in lines:
+        for d, after in itertools.pairwise(line):
+            best = max(d.recuts or [], key=lambda cut: _matched(truth, cut), default=None)
+            if best is not None and _matched(truth, best) > _matched(truth, [d, after]):
+                recuts[id(d)] = best
+    lines = apply_recuts([list(line) for line in lines], recuts)[0]
 
     def join(d: Any, after: Any) -> bool:
         return _matched(truth, [d.joined]) >= _matched(truth, [d, after])

@@ -274,6 +274,14 @@ def test_touching_digits_are_split() -> None:
     assert _counts(lines) == [6]
     widths = [d.box[2] for d in lines[0]]
     assert max(widths) < 90
+    # The pieces of each hard cut (1|2, 2|3, 3|4; 5 and 6 do not touch) carry their
+    # union re-cut elsewhere, each re-cut's pieces within the pair's span.
+    assert [d.recuts is not None for d in lines[0]] == [True, True, True, False, False, False]
+    for d, after in zip(lines[0][:3], lines[0][1:4], strict=True):
+        x0, x1 = d.box[0], after.box[0] + after.box[2]
+        assert len(d.recuts) > 1
+        for left, right in d.recuts:
+            assert x0 <= left.box[0] < right.box[0] + right.box[2] <= x1
 
 
 def test_broken_digits_are_merged() -> None:

@@ -251,10 +251,10 @@ def _ids(line):
     return [id(d) for d in line]
 
 
-def _digit(key, x, splits=None, joined=None, height=20):
+def _digit(key, x, splits=None, joined=None, height=20, recuts=None):
     crop = np.zeros((28, 28), np.float32)
     crop[0, 0] = key / 1000
-    return reading.Digit((x, 0, 10, height), crop, splits, joined)
+    return reading.Digit((x, 0, 10, height), crop, splits, joined, recuts)
 
 
 def _logit(p):
@@ -328,6 +328,44 @@ def test_alternatives_are_decided_by_the_detector_and_the_classifier(monkeypatch
     # A join needs a right neighbour on the same line.
     lone = [_digit(2, 20, joined=union)]
     assert _ids(reading.resolve_alternatives([lone], model)[0][0]) == _ids(lone)
+
+
+def test_a_hard_cut_is_replaced_by_a_surer_recut(monkeypatch):
+    monkeypatch.setattr(decision_rules, "RECUT_MARGIN", 3.0)
+    # Digits 2 and 3 are the pieces of a hard cut; their union has one other cut.
+    recut = (_digit(30, 20), _digit(31, 28))
+    union, pair = _digit(20, 0), _digit(21, 20)
+    line = [_digit(1, 0, joined=union), _digit(2, 20, joined=pair, recuts=(recut,)), _digit(3, 28)]
+    reads = {1: (1, 0.99), 2: (3, 0.6), 3: (5, 0.7), 30: (2, 0.999), 31: (7, 0.999)}
+    reads |= {20: (4, 0.5), 21: (8, 0.5)}
+    pairs = {1: 0.1, 2: 0.1, 3: 0.1, 20: 0.9, 21: 0.9, 30: 0.1, 31: 0.1}
+    model = _ScriptedModel(reads, pairs)
+    probs_of, pair_of = reading.first_pass(model, [line])
+    (candidate,) = reading.recut_candidates(model, [line], probs_of, pair_of)
+    # Scored like a wide digit's cuts (decision_rules.cut_scores): the less sure piece's
+    # confidence, the detector's surer call that a piece is two, the shorter piece's height.
+    assert candidate.cut == recut
+    assert candidate.score == pytest.approx(_logit(0.6) - 0.3 * _logit(0.1) + 3.0, rel=1e-5)
+    assert candidate.recut_score == pytest.approx(_logit(0.999) - 0.3 * _logit(0.1) + 3.0, rel=1e-5)
+    (out,), probs = reading.resolve_alternatives([line], model)
+    assert all(a.crop is b.crop for a, b in zip(out, [line[0], *recut], strict=True))
+    assert list(probs.argmax(axis=1)) == [1, 2, 7]
+    # The digit before the pair is a copy without its union with the piece that is gone;
+    # the re-cut's left piece, a copy holding the pair's union (it may be one digit).
+    assert line[0].joined is union and out[0].joined is None
+    assert out[1].box == recut[0].box and out[1].joined is pair and recut[0].joined is None
+    # Not surer by the margin: the hard cut stays.
+    unsure = reads | {30: (2, 0.9), 31: (7, 0.9)}
+    (out,), _ = reading.resolve_alternatives([line], _ScriptedModel(unsure, pairs))
+    assert _ids(out) == _ids(line)
+    # The re-cuts of a pair whose left piece was already replaced are not taken.
+    chained = [
+        _digit(2, 20, recuts=(recut,)),
+        _digit(3, 28, recuts=((_digit(40, 28), _digit(41, 36)),)),
+    ]
+    lines, copies = reading.apply_recuts([chained], {id(chained[0]): recut, id(chained[1]): recut})
+    assert all(a.crop is b.crop for a, b in zip(lines[0], recut, strict=True))
+    assert copies == {id(lines[0][0]): id(recut[0])}
 
 
 def test_short_boxes_are_judged_by_the_drop_rule(monkeypatch):

@@ -338,6 +338,7 @@ class _Alt:
     box: tuple[int, int, int, int]
     splits: list[tuple[Any, Any]] | None = None
     joined: Any = None
+    recuts: list[tuple[Any, Any]] | None = None
 
 
 def test_oracle_takes_the_alternatives_that_match_the_truth(measure):
@@ -351,6 +352,13 @@ def test_oracle_takes_the_alternatives_that_match_the_truth(measure):
     lines = [[pair, piece, _Alt((45, 0, 5, 20)), single]]
     boxes = [[d.box for d in line] for line in measure.oracle_lines(lines, truth)]
     assert boxes == [[(0, 0, 10, 20), (10, 0, 10, 20), (40, 0, 10, 20), (70, 0, 12, 20)]]
+    # A hard cut made at the wrong place, whose union has the right cut among its re-cuts.
+    truth += [(100, 0, 10, 20), (110, 0, 10, 20)]
+    recut = (_Alt((100, 0, 10, 20)), _Alt((110, 0, 10, 20)))
+    hard = [_Alt((100, 0, 4, 20), recuts=[(_Alt((100, 0, 17, 20)), _Alt((117, 0, 3, 20))), recut])]
+    hard.append(_Alt((104, 0, 16, 20)))
+    boxes = [[d.box for d in line] for line in measure.oracle_lines([hard], truth)]
+    assert boxes == [[(100, 0, 10, 20), (110, 0, 10, 20)]]
     # Extraction's own boxes are kept where no alternative does better.
     plain = [[_Alt(b) for b in truth[:2]]]
     assert measure.oracle_lines(plain, truth) == plain
