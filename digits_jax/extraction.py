@@ -987,7 +987,8 @@ def _line_digits(line: list[_Blob], page_width: float, ink8: np.ndarray) -> list
             b.splits = _Splits(b, ink8)
     digits.sort(key=lambda b: b.x + b.w / 2)
     for a, b in itertools.pairwise(digits):
-        if source.get(id(a), -1) == source.get(id(b), -2):
+        cut_from = source.get(id(a))
+        if cut_from is not None and cut_from == source.get(id(b)):
             a.recuts = _Splits(_union(a, b), ink8)
         if b.x - (a.x + a.w) <= _JOIN_GAP * height:
             u = _union(a, b)

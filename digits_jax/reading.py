@@ -167,6 +167,20 @@ class SplitCandidate:
     inputs: np.ndarray
 
 
+def _read_cuts(
+    model: Any, cut_lists: list[Sequence[tuple[Digit, Digit]]], tta: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The pieces of every cut in ``cut_lists`` read in one batch; per list of C cuts,
+    their probabilities (C, 2, 10) and p(two digits) (C, 2)."""
+    probs, pairs = _read(model, [p.crop for cuts in cut_lists for cut in cuts for p in cut], tta)
+    out, at = [], 0
+    for cuts in cut_lists:
+        n = 2 * len(cuts)
+        out.append((probs[at : at + n].reshape(-1, 2, 10), pairs[at : at + n].reshape(-1, 2)))
+        at += n
+    return out
+
+
 def split_candidates(
     model: Any,
     lines: list[list[Digit]],
@@ -183,16 +197,9 @@ def split_candidates(
         for d in line
         if d.splits is not None and pair_of[id(d)] >= decision_rules.MIN_PAIR and d.splits
     ]
-    crops = [p.crop for d, _ in wide for cut in d.splits for p in cut]
-    probs, pairs = _read(model, crops, tta)
-    out, at = [], 0
-    for d, (line_width, line_height) in wide:
-        n = 2 * len(d.splits)
-        pieces, piece_pairs = (
-            probs[at : at + n].reshape(-1, 2, 10),
-            pairs[at : at + n].reshape(-1, 2),
-        )
-        at += n
+    out = []
+    readings = _read_cuts(model, [d.splits for d, _ in wide], tta)
+    for (d, (line_width, line_height)), (pieces, piece_pairs) in zip(wide, readings, strict=True):
         heights = _heights(d.splits, line_height)
         best = int(np.argmax(decision_rules.cut_scores(pieces, piece_pairs, heights)))
         _, _, w, h = d.box
@@ -238,16 +245,9 @@ def recut_candidates(
         for d, after in itertools.pairwise(line)
         if d.recuts
     ]
-    crops = [p.crop for d, _, _ in found for cut in d.recuts for p in cut]
-    probs, pairs = _read(model, crops, tta)
-    out, at = [], 0
-    for d, after, line_height in found:
-        n = 2 * len(d.recuts)
-        pieces, piece_pairs = (
-            probs[at : at + n].reshape(-1, 2, 10),
-            pairs[at : at + n].reshape(-1, 2),
-        )
-        at += n
+    out = []
+    readings = _read_cuts(model, [d.recuts for d, _, _ in found], tta)
+    for (d, after, line_height), (pieces, piece_pairs) in zip(found, readings, strict=True):
         scores = decision_rules.cut_scores(pieces, piece_pairs, _heights(d.recuts, line_height))
         now = decision_rules.cut_scores(
             np.stack([probs_of[id(d)], probs_of[id(after)]])[None],
