@@ -988,12 +988,15 @@ def _line_digits(line: list[_Blob], page_width: float, ink8: np.ndarray) -> list
     digits.sort(key=lambda b: b.x + b.w / 2)
     for a, b in itertools.pairwise(digits):
         cut_from = source.get(id(a))
-        if cut_from is not None and cut_from == source.get(id(b)):
-            a.recuts = _Splits(_union(a, b), ink8)
-        if b.x - (a.x + a.w) <= _JOIN_GAP * height:
-            u = _union(a, b)
-            if u.w <= _JOIN_WIDTH * height and u.h <= _JOIN_WIDTH * height:
-                a.joined = u
+        hard_cut = cut_from is not None and cut_from == source.get(id(b))
+        close = b.x - (a.x + a.w) <= _JOIN_GAP * height
+        if not (hard_cut or close):
+            continue
+        u = _union(a, b)
+        if hard_cut:
+            a.recuts = _Splits(u, ink8)
+        if close and u.w <= _JOIN_WIDTH * height and u.h <= _JOIN_WIDTH * height:
+            a.joined = u
     return digits
 
 
