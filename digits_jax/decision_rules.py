@@ -1,7 +1,8 @@
 """The rules that decide extraction's alternatives when ``read`` reads a page.
 
 Ink alone cannot tell two fused digits from one wide digit, nor a digit's detached bar
-from a digit of its own; the model's outputs can, together with the geometry. The two
+from a digit of its own; the model's outputs can, together with the geometry and the
+crop verifier's calls (``verifier``: one whole digit, two, or a part?). The two
 pieces of a hard cut between touching digits may be replaced by their union cut
 elsewhere (``RECUT_MARGIN`` on ``cut_scores``); then a wide blob may be taken as the two
 pieces of its best cut (``SPLIT``), two neighbours on a line as one digit (``JOIN``), and
@@ -39,19 +40,28 @@ class Rule:
 MIN_PAIR = 0.2
 # From `python scripts/fit_decision_rules.py --model workdirs/classifier --pages 1200`,
 # one weight per input in ``split_inputs``, ``join_inputs`` and ``drop_inputs`` order
-# (SPLIT refitted at stop 25, after the re-cuts changed its candidates).
+# (SPLIT refitted at stop 26 with the crop verifier's calls among its inputs).
 SPLIT = Rule(
     (
-        0.382,  # logit p(two digits), whole
-        -0.376,  # logit confidence, whole
-        0.221,  # logit confidence, less sure piece
-        0.387,  # logit confidence, surer piece
-        0.883,  # width / line's median width
-        0.79,  # width / height
-        -0.116,  # (width / line's median width, at most 3) squared
-        6.683,  # shorter piece's height / line's median height
+        0.3,  # logit p(two digits), whole
+        -0.424,  # logit confidence, whole
+        0.212,  # logit confidence, less sure piece
+        0.323,  # logit confidence, surer piece
+        -0.011,  # width / line's median width
+        0.361,  # width / height
+        0.014,  # (width / line's median width, at most 3) squared
+        6.061,  # shorter piece's height / line's median height
+        -0.192,  # logit verifier's p(whole digit), whole
+        0.247,  # logit verifier's p(two digits), whole
+        -0.263,  # logit verifier's p(part), whole
+        0.125,  # logit verifier's p(whole digit), left piece
+        -0.082,  # logit verifier's p(two digits), left piece
+        -0.054,  # logit verifier's p(part), left piece
+        0.144,  # logit verifier's p(whole digit), right piece
+        -0.165,  # logit verifier's p(two digits), right piece
+        -0.098,  # logit verifier's p(part), right piece
     ),
-    -11.628,
+    -10.462,
 )
 JOIN = Rule(
     (
@@ -119,12 +129,15 @@ def split_inputs(
     rel_width: float,
     aspect: float,
     piece_height: float,
+    verdicts: np.ndarray,
 ) -> np.ndarray:
     """The split rule's inputs for one blob: the detector's p(two digits) of the whole,
     the classifier's probabilities (10,) of the whole and (2, 10) of its cut's pieces,
-    the blob's width over its line's median width, its width over its height, and the
+    the blob's width over its line's median width, its width over its height, the
     shorter piece's height over the line's median height (a crop is scaled to 20 px, so
-    only this tells a partial digit, cut off a whole one, from a small digit)."""
+    only this tells a partial digit, cut off a whole one, from a small digit), and the
+    crop verifier's p(whole digit, two digits, part of a digit) (3, 3) of the whole and
+    of the left and the right piece (``verifier``)."""
     sure = np.max(pieces, axis=1)
     return np.array(
         [
@@ -136,6 +149,7 @@ def split_inputs(
             aspect,
             min(rel_width, 3.0) ** 2,
             piece_height,
+            *_logits(verdicts).ravel(),
         ]
     )
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from digits_jax import decision_rules, images, layout
+from digits_jax import decision_rules, images, layout, verifier
 from digits_jax.errors import DigitsJaxError
 from digits_jax.extraction import Digit, extract_digits
 
@@ -190,23 +190,37 @@ def split_candidates(
 ) -> list[SplitCandidate]:
     """The wide digits of ``lines`` the detector gives at least ``decision_rules.MIN_PAIR``
     (``probs_of``, ``pair_of``: the first pass's outputs by ``id``), their cuts' pieces
-    read in one batch."""
+    read in one batch, then the crop verifier's calls on each and on its best cut's
+    pieces in another."""
     wide = [
         (d, _line_size(line))
         for line in lines
         for d in line
         if d.splits is not None and pair_of[id(d)] >= decision_rules.MIN_PAIR and d.splits
     ]
-    out = []
+    chosen = []
     readings = _read_cuts(model, [d.splits for d, _ in wide], tta)
-    for (d, (line_width, line_height)), (pieces, piece_pairs) in zip(wide, readings, strict=True):
+    for (d, (_, line_height)), (pieces, piece_pairs) in zip(wide, readings, strict=True):
         heights = _heights(d.splits, line_height)
         best = int(np.argmax(decision_rules.cut_scores(pieces, piece_pairs, heights)))
+        chosen.append((d.splits[best], pieces[best], heights[best]))
+    crops = [x.crop for (d, _), (cut, _, _) in zip(wide, chosen, strict=True) for x in (d, *cut)]
+    calls = verifier.probabilities(np.stack(crops)) if crops else np.zeros((0, 3))
+    out = []
+    for (d, (line_width, _)), (cut, piece_probs, height), verdicts in zip(
+        wide, chosen, calls.reshape(-1, 3, len(verifier.CLASSES)), strict=True
+    ):
         _, _, w, h = d.box
         inputs = decision_rules.split_inputs(
-            pair_of[id(d)], probs_of[id(d)], pieces[best], w / line_width, w / h, heights[best]
+            pair_of[id(d)],
+            probs_of[id(d)],
+            piece_probs,
+            w / line_width,
+            w / h,
+            height,
+            verdicts,
         )
-        out.append(SplitCandidate(d, d.splits[best], pieces[best], inputs))
+        out.append(SplitCandidate(d, cut, piece_probs, inputs))
     return out
 
 

@@ -18,8 +18,8 @@ def _candidates(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Split inputs whose first and fifth columns decide whether a cut finds a digit more
     (gain 1) or loses one (gain -1); most blobs are single digits (gain 0)."""
     rng = np.random.default_rng(seed)
-    scale = np.array([3, 2, 2, 2, 0.3, 0.2, 1, 0.2])
-    offset = np.array([0, 4, 4, 6, 1, 0.6, 1, 0.9])
+    scale = np.array([3, 2, 2, 2, 0.3, 0.2, 1, 0.2, *[2] * 9])
+    offset = np.array([0, 4, 4, 6, 1, 0.6, 1, 0.9, *[0] * 9])
     x = rng.normal(size=(n, rules.SPLIT_INPUTS)) * scale + offset
     signal = x[:, 0] / 3 + (x[:, 4] - 1) / 0.3
     gain = np.where(signal > 2.0, 1.0, np.where(signal > 1.5, -1.0, 0.0))
@@ -66,23 +66,36 @@ def test_values_count_found_digits_against_spurious_boxes():
     assert rules.best_threshold(score, np.array([-1.0, -3, -1, -1, -1])) == np.inf
 
 
+# The crop verifier's p(whole digit, two digits, part) of a blob and its cut's two pieces:
+# two digits cut into whole ones; one digit cut into parts.
+TWO_CUT = np.array([[0.1, 0.8, 0.1], [0.9, 0.05, 0.05], [0.85, 0.05, 0.1]])
+ONE_CUT = np.array([[0.9, 0.05, 0.05], [0.1, 0.05, 0.85], [0.2, 0.05, 0.75]])
+
+
 def test_split_inputs_and_the_fitted_rule():
     whole = np.full(10, 0.01)
     whole[3] = 0.91
     pieces = np.full((2, 10), 0.0)
     pieces[0, 1], pieces[1, 7] = 1.0, 0.9  # a sure piece's logit is clipped, not infinite
-    x = rules.split_inputs(0.8, whole, pieces, rel_width=1.6, aspect=1.1, piece_height=0.9)
+    x = rules.split_inputs(0.8, whole, pieces, 1.6, 1.1, piece_height=0.9, verdicts=TWO_CUT)
     logit = lambda p: np.log(p / (1 - p))  # noqa: E731
     np.testing.assert_allclose(x[[0, 1, 2]], [logit(0.8), logit(0.91), logit(0.9)])
-    assert np.isfinite(x).all() and x[3] > 15 and list(x[4:]) == [1.6, 1.1, 1.6**2, 0.9]
+    assert np.isfinite(x).all() and x[3] > 15 and list(x[4:8]) == [1.6, 1.1, 1.6**2, 0.9]
+    np.testing.assert_allclose(x[8:], logit(TWO_CUT).ravel())
+    assert x.shape == (rules.SPLIT_INPUTS,)
     assert rules.SPLIT.take(np.zeros((0, rules.SPLIT_INPUTS))).shape == (0,)
     # The fitted rule: a blob twice its line's width that the detector calls two, read
-    # surely in both pieces of a digit's height, is split; a blob of a single digit's
-    # width read surely whole is not.
-    pair = rules.split_inputs(0.999, whole, np.eye(10)[[1, 7]] * 0.999, 2.0, 1.3, 0.95)
+    # surely in both pieces of a digit's height, that the verifier calls whole pieces,
+    # is split; a blob of a single digit's width read surely whole is not.
+    pair = rules.split_inputs(0.999, whole, np.eye(10)[[1, 7]] * 0.999, 2.0, 1.3, 0.95, TWO_CUT)
     sure = np.eye(10)[3] * 0.999
-    single = rules.split_inputs(0.3, sure, np.eye(10)[[1, 7]] * 0.6, 1.0, 0.7, 0.7)
+    single = rules.split_inputs(0.3, sure, np.eye(10)[[1, 7]] * 0.6, 1.0, 0.7, 0.7, ONE_CUT)
     assert list(rules.SPLIT.take(np.stack([pair, single]))) == [True, False]
+    # The verifier's calls weigh: the same two pieces called parts tip the blob back.
+    parts = rules.split_inputs(0.999, whole, np.eye(10)[[1, 7]] * 0.99, 1.8, 1.0, 0.9, TWO_CUT)
+    called_parts = parts.copy()
+    called_parts[8:] = np.log(ONE_CUT / (1 - ONE_CUT)).ravel()
+    assert list(rules.SPLIT.take(np.stack([parts, called_parts]))) == [True, False]
 
 
 def test_cut_scores_prefer_sure_single_pieces_of_a_digits_height():

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from digits_jax import cli, data, decision_rules, inference, reading, synthetic_pages
+from digits_jax import cli, data, decision_rules, inference, reading, synthetic_pages, verifier
 from digits_jax.scoring import edit_distance
 
 ASSETS = Path(__file__).resolve().parent.parent / "digits_jax" / "assets"
@@ -264,7 +264,7 @@ def _logit(p):
 def test_alternatives_are_decided_by_the_detector_and_the_classifier(monkeypatch):
     # Known rules: two digits when the less sure piece is read with >= 0.99; one digit
     # when the union's logits of confidence minus p(two digits) reach 5.
-    split = decision_rules.Rule((0, 0, 1, 0, 0, 0, 0, 0), -_logit(0.99) + 1e-9)
+    split = decision_rules.Rule((0, 0, 1, *[0] * 14), -_logit(0.99) + 1e-9)
     join = decision_rules.Rule((-1, 0, 0, 1, *[0] * 12), -5.0)
     monkeypatch.setattr(decision_rules, "SPLIT", split)
     monkeypatch.setattr(decision_rules, "JOIN", join)
@@ -288,14 +288,17 @@ def test_alternatives_are_decided_by_the_detector_and_the_classifier(monkeypatch
     # The page now holds the digits as read (what --crops saves and --annotate draws).
     assert _ids(page.lines[0]) == _ids(out)
     # The split rule's inputs: the detector's call, the whole's and pieces' confidences,
-    # the blob's width for its line (all three 10 px wide), its aspect (10 x 20) and the
-    # shorter piece's height for the line (all 20 px tall).
+    # the blob's width for its line (all three 10 px wide), its aspect (10 x 20), the
+    # shorter piece's height for the line (all 20 px tall), and the crop verifier's
+    # calls on the whole and the two pieces.
     probs_of, pair_of = reading.first_pass(model, [line])
     assert list(probs_of) == list(pair_of) == _ids([*line, union])
     (candidate,) = reading.split_candidates(model, [line], probs_of, pair_of)
     assert candidate.cut == cut_b
     expected = [_logit(0.99), _logit(0.99), _logit(0.995), _logit(0.999), 1.0, 0.5, 1.0, 1.0]
-    np.testing.assert_allclose(candidate.inputs, expected, rtol=1e-5)
+    np.testing.assert_allclose(candidate.inputs[:8], expected, rtol=1e-5)
+    calls = verifier.probabilities(np.stack([d.crop for d in (line[0], *cut_b)]))
+    np.testing.assert_allclose(candidate.inputs[8:], _logit(calls).ravel(), rtol=1e-5)
     # The join rule's: the detector's calls and the confidences of the union, the left
     # and the right one, then the geometry (the two overlap by 5 px of a 20 px height).
     (candidate,) = reading.join_candidates([line], probs_of, pair_of)

@@ -1,0 +1,152 @@
+"""A crop verifier: is a crop one whole digit, two fused digits, or a part of one?
+
+``read``'s split and join decisions turn on that question, and the classifier, trained
+on whole MNIST digits, answers it only through its confidence (a cut piece of a 0 can
+look a sure 1), the pair detector only for fused pairs. The verifier is the classifier's
+network with three outputs, trained on the crops extraction really offers on generated
+pages of MNIST training digits (every digit, union and cut piece, labelled by its box
+against the truth) by ``scripts/train_verifier.py``. It ships with the package
+(``assets/verifier.npz``), independent of any one trained classifier, and runs through
+the classifier's NumPy forward pass (``numpy_classifier``): reading imports no JAX.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from digits_jax import calibration, export, numpy_classifier, trees
+from digits_jax.errors import DigitsJaxError
+
+CLASSES = ("whole", "two", "part")
+Box = Sequence[float]
+ASSET = Path(__file__).parent / "assets" / "verifier.npz"
+_F32 = np.dtype(np.float32)
+PARAM_SPECS: dict[str, Any] = trees.unflatten(
+    {
+        **{
+            k: v
+            for k, v in trees.flatten(numpy_classifier.PARAM_SPECS).items()
+            if not k.startswith("head/")
+        },
+        "head/kernel": trees.Spec((numpy_classifier.FEATURES, len(CLASSES)), _F32),
+        "head/bias": trees.Spec((len(CLASSES),), _F32),
+    }
+)
+
+
+@functools.cache
+def load(path: str | Path = ASSET) -> dict[str, Any]:
+    """The verifier's parameters (a ``models.Classifier`` tree with three classes)."""
+    try:
+        with np.load(path) as raw:
+            params = trees.unflatten({k: np.asarray(raw[k], np.float32) for k in raw.files})
+    except (OSError, ValueError, EOFError) as exc:
+        raise DigitsJaxError(f"cannot load the crop verifier {path}: {exc}") from None
+    mismatch = trees.first_mismatch(PARAM_SPECS, params, source="file")
+    if mismatch:
+        raise DigitsJaxError(f"{path} is not a crop verifier: {mismatch}")
+    return params
+
+
+def probabilities(crops: np.ndarray, params: dict[str, Any] | None = None) -> np.ndarray:
+    """p(whole, two, part) (N, 3) for 28x28 crops (N, 28, 28) in [0, 1]."""
+    params = load() if params is None else params
+    logits = numpy_classifier.outputs(params, crops)[:, : len(CLASSES)]
+    return calibration.softmax(logits, 1.0)
+
+
+def labels_of(boxes: Sequence[Box], truth: Sequence[Box]) -> np.ndarray:
+    """Each box's class index into ``CLASSES`` against the true boxes (x, y, w, h):
+    "whole" where it matches a true digit (IoU >= 0.5), "two" where it covers half or
+    more of each of two true digits or more, "part" otherwise."""
+    b = np.asarray(boxes, np.float64).reshape(-1, 1, 4)
+    t = np.asarray(truth, np.float64).reshape(1, -1, 4)
+    dx = np.minimum(b[..., 0] + b[..., 2], t[..., 0] + t[..., 2]) - np.maximum(b[..., 0], t[..., 0])
+    dy = np.minimum(b[..., 1] + b[..., 3], t[..., 1] + t[..., 3]) - np.maximum(b[..., 1], t[..., 1])
+    inter = np.clip(dx, 0, None) * np.clip(dy, 0, None)
+    area_b, area_t = b[..., 2] * b[..., 3], t[..., 2] * t[..., 3]
+    iou = inter / np.maximum(area_b + area_t - inter, 1e-9)
+    whole = np.any(iou >= 0.5, axis=1)
+    two = np.sum(inter / np.maximum(area_t, 1e-9) >= 0.5, axis=1) >= 2
+    return np.where(whole, 0, np.where(two, 1, 2)).astype(np.int32)
+
+
+def offered(lines: Sequence[Sequence[Any]], rng: np.random.Generator, cuts: int) -> list[Any]:
+    """The crops extraction offers for ``lines`` of ``extraction.Digit``: each digit, its
+    union with the next one, and the pieces of up to ``cuts`` of its cuts and re-cuts
+    (drawn by ``rng``), each once."""
+    found: dict[int, Any] = {}
+    for line in lines:
+        for d in line:
+            found[id(d)] = d
+            if d.joined is not None:
+                found[id(d.joined)] = d.joined
+            for alternatives in (d.splits, d.recuts):
+                for k in rng.permutation(len(alternatives or ()))[:cuts]:
+                    found.update((id(p), p) for p in alternatives[int(k)])
+    return list(found.values())
+
+
+def save(params: dict[str, Any], path: str | Path = ASSET) -> Path:
+    """Writes the parameters as a flat ``.npz`` (atomically)."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **{k: np.asarray(v, np.float32) for k, v in trees.flatten(params).items()})
+    return export.write_atomically(Path(path), buffer.getvalue())
+
+
+def fit(
+    crops: np.ndarray,
+    labels: np.ndarray,
+    encoder: dict[str, Any] | None = None,
+    epochs: int = 12,
+    batch_size: int = 128,
+    seed: int = 0,
+    progress: Callable[[int, float], None] | None = None,
+) -> dict[str, Any]:
+    """Trains the verifier on uint8 crops (N, 28, 28) and class indices (N,) into
+    ``CLASSES`` (Adam, cosine schedule, cross-entropy); its encoder starts from
+    ``encoder`` (a trained classifier's, by pytree surgery) when given. ``progress``
+    gets each epoch's index and mean loss. Imports JAX."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    from digits_jax import models
+
+    model = models.Classifier(num_classes=len(CLASSES))
+    params = dict(models.init_params(model, jax.random.key(seed)))
+    if encoder is not None:
+        params["encoder"] = jax.tree.map(jnp.asarray, encoder)
+    steps = len(crops) // batch_size
+    if steps == 0:
+        raise DigitsJaxError(f"{len(crops)} crops: fewer than one batch of {batch_size}")
+    tx = optax.adam(optax.cosine_decay_schedule(1e-3, epochs * steps))
+
+    @jax.jit
+    def train_step(params: Any, opt_state: Any, x: jax.Array, y: jax.Array) -> tuple:
+        def loss_fn(p: Any) -> jax.Array:
+            logits = model.apply({"params": p}, x.astype(jnp.float32)[..., None] / 255)
+            return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+        loss, grads = jax.value_and_grad(loss_fn)(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    opt_state = tx.init(params)
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(labels, np.int32)
+    for epoch in range(epochs):
+        order = rng.permutation(len(crops))[: steps * batch_size].reshape(steps, batch_size)
+        losses = []
+        for idx in order:
+            params, opt_state, loss = train_step(params, opt_state, crops[idx], labels[idx])
+            losses.append(loss)
+        if progress is not None:
+            progress(epoch, float(np.mean(jax.device_get(losses))))
+    return jax.tree.map(np.asarray, jax.device_get(params))
