@@ -205,7 +205,7 @@ def split_candidates(
         best = int(np.argmax(decision_rules.cut_scores(pieces, piece_pairs, heights)))
         chosen.append((d.splits[best], pieces[best], heights[best]))
     crops = [x.crop for (d, _), (cut, _, _) in zip(wide, chosen, strict=True) for x in (d, *cut)]
-    calls = verifier.probabilities(np.stack(crops)) if crops else np.zeros((0, 3))
+    calls = verifier.probabilities(np.reshape(crops, (-1, 28, 28)))
     out = []
     for (d, (line_width, _)), (cut, piece_probs, height), verdicts in zip(
         wide, chosen, calls.reshape(-1, 3, len(verifier.CLASSES)), strict=True

@@ -117,12 +117,12 @@ def fit(
     import jax.numpy as jnp
     import optax
 
-    from digits_jax import models
+    from digits_jax import models, surgery
 
     model = models.Classifier(num_classes=len(CLASSES))
-    params = dict(models.init_params(model, jax.random.key(seed)))
+    params = models.init_params(model, jax.random.key(seed))
     if encoder is not None:
-        params["encoder"] = jax.tree.map(jnp.asarray, encoder)
+        params = surgery.graft_encoder(params, {"encoder": jax.tree.map(jnp.asarray, encoder)})
     steps = len(crops) // batch_size
     if steps == 0:
         raise DigitsJaxError(f"{len(crops)} crops: fewer than one batch of {batch_size}")

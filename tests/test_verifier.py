@@ -53,6 +53,7 @@ def test_fit_learns_and_the_parameters_round_trip(tmp_path):
     assert probs.shape == (256, 3)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
     assert np.mean(probs.argmax(axis=1) == truth) >= 0.9
+    assert verifier.probabilities(np.zeros((0, 28, 28)), params).shape == (0, 3)
     path = verifier.save(params, tmp_path / "v.npz")
     loaded = verifier.load(path)
     np.testing.assert_array_equal(loaded["head"]["kernel"], params["head"]["kernel"])
