@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--out", default=str(verifier.ASSET), help="parameters (.npz) to write")
     args = ap.parse_args(argv)
+    for name, least in (("pages", 2), ("cuts", 1), ("epochs", 1), ("workers", 1)):
+        if getattr(args, name) < least:
+            ap.error(f"--{name} must be at least {least}")
     try:
         from digits_jax.data import load_split
 
@@ -73,19 +76,28 @@ def main(argv: list[str] | None = None) -> int:
         bar.update()
         bar.set_postfix(loss=f"{loss:.4f}")
 
-    params = verifier.fit(x[train], y[train], encoder, args.epochs, progress=progress)
-    bar.close()
+    try:
+        params = verifier.fit(x[train], y[train], encoder, args.epochs, progress=progress)
+    except DigitsJaxError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    finally:
+        bar.close()
     probs = verifier.probabilities(x[~train].astype(np.float32) / 255, params)
     right = probs.argmax(axis=1) == y[~train]
     verifier.save(params, args.out)
+
+    def accuracy(where: np.ndarray) -> float | None:
+        return round(float(right[where].mean()), 4) if where.any() else None
+
     out = {
         "out": args.out,
         "pages": args.pages,
         "seed": args.seed,
         "crops": {c: int(np.sum(y == k)) for k, c in enumerate(verifier.CLASSES)},
-        "held_out_accuracy": round(float(right.mean()), 4),
+        "held_out_accuracy": accuracy(np.ones(len(right), bool)),
         "held_out_accuracy_by_class": {
-            c: round(float(right[y[~train] == k].mean()), 4) for k, c in enumerate(verifier.CLASSES)
+            c: accuracy(y[~train] == k) for k, c in enumerate(verifier.CLASSES)
         },
     }
     print(json.dumps(out, indent=1))

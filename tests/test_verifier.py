@@ -105,4 +105,6 @@ def test_train_verifier_script(reader_model, capsys, monkeypatch, tmp_path):
     assert report["out"] == str(out) and report["pages"] == 6
     assert sum(report["crops"].values()) > 100 and 0.0 <= report["held_out_accuracy"] <= 1.0
     assert verifier.load(out)["head"]["kernel"].shape == (512, 3)
-    assert script.main(["--model", str(workdir / "missing"), "--pages", "1"]) == 2
+    assert script.main(["--model", str(workdir / "missing"), "--pages", "2"]) == 2
+    with pytest.raises(SystemExit):  # argparse's one-line usage error, exit 2
+        script.main(["--pages", "1"])
