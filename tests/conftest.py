@@ -1,5 +1,6 @@
 """Shared fixtures: random device splits and the tiny config."""
 
+import importlib
 from pathlib import Path
 
 import jax
@@ -18,6 +19,13 @@ jax.devices()
 # significant digits); the tests hold implementations equal at float32 tolerance.
 if jax.default_backend() != "cpu":
     jax.config.update("jax_default_matmul_precision", "highest")
+
+
+@pytest.fixture
+def import_script(monkeypatch):
+    """Imports a module of ``scripts/`` by name (scripts import each other so)."""
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    return importlib.import_module
 
 
 @pytest.fixture

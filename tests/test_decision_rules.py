@@ -1,10 +1,8 @@
 """The decision rules: their inputs, their fit and out-of-fold threshold, and the script
 that fits them."""
 
-import importlib
 import json
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -156,10 +154,8 @@ def test_drop_inputs_and_the_fitted_rule():
     assert list(rules.DROP.take(np.stack([x, kept]))) == [True, False]
 
 
-def test_fit_decision_rules_script(reader_model, capsys, monkeypatch, tmp_path):
-    scripts = Path(__file__).resolve().parent.parent / "scripts"
-    monkeypatch.syspath_prepend(str(scripts))
-    script = importlib.import_module("fit_decision_rules")
+def test_fit_decision_rules_script(reader_model, capsys, import_script, tmp_path):
+    script = import_script("fit_decision_rules")
     workdir, _ = reader_model
     saved = tmp_path / "candidates.npz"
     argv = ["--model", str(workdir), "--pages", "6", "--workers", "1", "--digits", "holdout"]

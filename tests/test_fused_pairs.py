@@ -1,6 +1,4 @@
-import importlib
 import json
-from pathlib import Path
 
 import numpy as np
 
@@ -40,10 +38,8 @@ def test_pairs_and_singles_are_mnist_crops_and_pairs_are_wider():
     np.testing.assert_array_equal(again, pairs)
 
 
-def test_probe_pair_detector_script(reader_model, capsys, monkeypatch):
-    scripts = Path(__file__).resolve().parent.parent / "scripts"
-    monkeypatch.syspath_prepend(str(scripts))
-    probe = importlib.import_module("probe_pair_detector")
+def test_probe_pair_detector_script(reader_model, capsys, import_script):
+    probe = import_script("probe_pair_detector")
     workdir, _ = reader_model
     argv = ["--model", str(workdir), "--pages", "3", "--examples", "300", "--json"]
     assert probe.main(argv) == 0

@@ -1,5 +1,3 @@
-from pathlib import Path
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -183,9 +181,8 @@ def test_materialize_returns_its_input_through_a_conditional_xla_keeps():
     assert "conditional" in reads.lower(x, jnp.asarray(True)).compile().as_text()
 
 
-def test_tanh_coefficients_are_what_scripts_fit_tanh_fits(monkeypatch):
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "scripts"))
-    import fit_tanh
+def test_tanh_coefficients_are_what_scripts_fit_tanh_fits(import_script):
+    fit_tanh = import_script("fit_tanh")
 
     p, q = fit_tanh.fit(len(models._TANH_P) - 1, len(models._TANH_Q) - 1)
     np.testing.assert_allclose(p.astype(np.float32), models._TANH_P, rtol=1e-6)

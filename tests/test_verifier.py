@@ -1,8 +1,6 @@
 """The crop verifier: labels, fitting, the shipped parameters and their calls on a new page."""
 
-import importlib
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -93,10 +91,8 @@ def test_the_shipped_verifier_on_a_page_of_unseen_digits():
     assert np.median(whole[y == 0]) > 0.7 > 0.3 > np.median(whole[y == 2])
 
 
-def test_train_verifier_script(reader_model, capsys, monkeypatch, tmp_path):
-    scripts = Path(__file__).resolve().parent.parent / "scripts"
-    monkeypatch.syspath_prepend(str(scripts))
-    script = importlib.import_module("train_verifier")
+def test_train_verifier_script(reader_model, capsys, import_script, tmp_path):
+    script = import_script("train_verifier")
     workdir, _ = reader_model
     out = tmp_path / "verifier.npz"
     argv = ["--model", str(workdir), "--pages", "6", "--workers", "1", "--epochs", "1"]
