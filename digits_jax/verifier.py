@@ -117,7 +117,7 @@ def fit(
     import jax.numpy as jnp
     import optax
 
-    from digits_jax import models, surgery
+    from digits_jax import input_pipeline, models, surgery, train, training_loop
 
     model = models.Classifier(num_classes=len(CLASSES))
     params = models.init_params(model, jax.random.key(seed))
@@ -127,26 +127,19 @@ def fit(
     if steps == 0:
         raise DigitsJaxError(f"{len(crops)} crops: fewer than one batch of {batch_size}")
     tx = optax.adam(optax.cosine_decay_schedule(1e-3, epochs * steps))
-
-    @jax.jit
-    def train_step(params: Any, opt_state: Any, x: jax.Array, y: jax.Array) -> tuple:
-        def loss_fn(p: Any) -> jax.Array:
-            logits = model.apply({"params": p}, x.astype(jnp.float32)[..., None] / 255)
-            return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-
-        loss, grads = jax.value_and_grad(loss_fn)(params)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss
-
-    opt_state = tx.init(params)
+    state = training_loop.new_state(model, params, tx)
+    # The classifier's own step: mean cross-entropy, no augmentation, no dropout (so its
+    # rng draws nothing).
+    step = jax.jit(lambda state, x, y: train.train_step(state, input_pipeline.to_float(x), y, key))
     rng = np.random.default_rng(seed)
+    key = jax.random.key(seed)
     labels = np.asarray(labels, np.int32)
     for epoch in range(epochs):
         order = rng.permutation(len(crops))[: steps * batch_size].reshape(steps, batch_size)
         losses = []
         for idx in order:
-            params, opt_state, loss = train_step(params, opt_state, crops[idx], labels[idx])
-            losses.append(loss)
+            state, metrics = step(state, crops[idx], labels[idx])
+            losses.append(metrics["loss"])
         if progress is not None:
             progress(epoch, float(np.mean(jax.device_get(losses))))
-    return jax.tree.map(np.asarray, jax.device_get(params))
+    return jax.tree.map(np.asarray, jax.device_get(state.params))
