@@ -26,6 +26,28 @@ def _as_array(boxes: Sequence[Box]) -> np.ndarray:
     return arr
 
 
+def intersections(a: Sequence[Box], b: Sequence[Box]) -> np.ndarray:
+    """Pairwise intersection areas of (x, y, w, h) boxes, shape (len(a), len(b))."""
+    p = np.asarray(a, np.float64).reshape(-1, 1, 4)
+    q = np.asarray(b, np.float64).reshape(1, -1, 4)
+    dx = np.minimum(p[..., 0] + p[..., 2], q[..., 0] + q[..., 2]) - np.maximum(p[..., 0], q[..., 0])
+    dy = np.minimum(p[..., 1] + p[..., 3], q[..., 1] + q[..., 3]) - np.maximum(p[..., 1], q[..., 1])
+    return np.clip(dx, 0, None) * np.clip(dy, 0, None)
+
+
+def areas(boxes: Sequence[Box]) -> np.ndarray:
+    """Each (x, y, w, h) box's area."""
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    return b[:, 2] * b[:, 3]
+
+
+def iou_matrix(a: Sequence[Box], b: Sequence[Box]) -> np.ndarray:
+    """Pairwise intersection over union of (x, y, w, h) boxes, shape (len(a), len(b))."""
+    inter = intersections(a, b)
+    union = areas(a)[:, None] + areas(b)[None, :] - inter
+    return inter / np.maximum(union, 1e-9)
+
+
 def estimate_skew(boxes: Sequence[Box]) -> float:
     """Page skew in radians, from the direction of each box to its nearest right-hand
     neighbour at about the same height (median over pairs; 0 if there are none)."""

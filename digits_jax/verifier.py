@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from digits_jax import calibration, export, numpy_classifier, trees
+from digits_jax import calibration, export, layout, numpy_classifier, trees
 from digits_jax.errors import DigitsJaxError
 
 CLASSES = ("whole", "two", "part")
@@ -65,15 +65,10 @@ def labels_of(boxes: Sequence[Box], truth: Sequence[Box]) -> np.ndarray:
     """Each box's class index into ``CLASSES`` against the true boxes (x, y, w, h):
     "whole" where it matches a true digit (IoU >= 0.5), "two" where it covers half or
     more of each of two true digits or more, "part" otherwise."""
-    b = np.asarray(boxes, np.float64).reshape(-1, 1, 4)
-    t = np.asarray(truth, np.float64).reshape(1, -1, 4)
-    dx = np.minimum(b[..., 0] + b[..., 2], t[..., 0] + t[..., 2]) - np.maximum(b[..., 0], t[..., 0])
-    dy = np.minimum(b[..., 1] + b[..., 3], t[..., 1] + t[..., 3]) - np.maximum(b[..., 1], t[..., 1])
-    inter = np.clip(dx, 0, None) * np.clip(dy, 0, None)
-    area_b, area_t = b[..., 2] * b[..., 3], t[..., 2] * t[..., 3]
-    iou = inter / np.maximum(area_b + area_t - inter, 1e-9)
+    inter = layout.intersections(boxes, truth)
+    iou = layout.iou_matrix(boxes, truth)
     whole = np.any(iou >= 0.5, axis=1)
-    two = np.sum(inter / np.maximum(area_t, 1e-9) >= 0.5, axis=1) >= 2
+    two = np.sum(inter / np.maximum(layout.areas(truth), 1e-9) >= 0.5, axis=1) >= 2
     return np.where(whole, 0, np.where(two, 1, 2)).astype(np.int32)
 
 

@@ -33,6 +33,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from tqdm import tqdm
 
+from digits_jax import layout
 from digits_jax.errors import DigitsJaxError
 from digits_jax.scoring import edit_distance
 from digits_jax.synthetic_pages import Page, generate_page, load_mnist_test, stand_in_digits
@@ -43,30 +44,9 @@ Box = tuple[int, int, int, int]
 Extractor = Callable[[np.ndarray], Sequence[Sequence[Any]]]
 
 
-def iou_matrix(truth: Sequence[Box], pred: Sequence[Box]) -> np.ndarray:
-    """Pairwise IoU of (x, y, w, h) boxes, shape (len(truth), len(pred))."""
-    if not truth or not pred:
-        return np.zeros((len(truth), len(pred)))
-    t = np.asarray(truth, np.float64)[:, None, :]
-    p = np.asarray(pred, np.float64)[None, :, :]
-    ix = np.clip(
-        np.minimum(t[..., 0] + t[..., 2], p[..., 0] + p[..., 2]) - np.maximum(t[..., 0], p[..., 0]),
-        0,
-        None,
-    )
-    iy = np.clip(
-        np.minimum(t[..., 1] + t[..., 3], p[..., 1] + p[..., 3]) - np.maximum(t[..., 1], p[..., 1]),
-        0,
-        None,
-    )
-    inter = ix * iy
-    union = t[..., 2] * t[..., 3] + p[..., 2] * p[..., 3] - inter
-    return inter / np.maximum(union, 1e-9)
-
-
 def match_boxes(truth: Sequence[Box], pred: Sequence[Box]) -> list[tuple[int, int]]:
     """One-to-one (truth, pred) pairs with IoU >= 0.5, as many as possible, best IoU on ties."""
-    iou = iou_matrix(truth, pred)
+    iou = layout.iou_matrix(truth, pred)
     if iou.size == 0:
         return []
     ok = iou >= IOU_MATCH

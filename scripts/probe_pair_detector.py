@@ -21,9 +21,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from measure_extraction import difficulties, iou_matrix
+from measure_extraction import difficulties
 
-from digits_jax import data, inference, pair_detector
+from digits_jax import data, inference, layout, pair_detector
 from digits_jax.errors import DigitsJaxError
 from digits_jax.extraction import extract_digits
 from digits_jax.synthetic_pages import generate_page, load_mnist_test
@@ -47,7 +47,7 @@ def page_blobs(pages: int, seed: int) -> tuple[list[str], np.ndarray]:
                 > 0.6 * tw * th
                 for tx, ty, tw, th in truth
             )
-            best = iou_matrix(truth, [found.box]).max(initial=0.0)
+            best = layout.iou_matrix(truth, [found.box]).max(initial=0.0)
             kinds.append("pair" if covered >= 2 else "single" if best >= 0.5 else "other")
             crops.append(found.crop)
     return kinds, np.stack(crops).astype(np.float32)

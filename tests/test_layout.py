@@ -6,7 +6,14 @@ import math
 
 import numpy as np
 
-from digits_jax.layout import estimate_skew, group_lines, group_numbers
+from digits_jax.layout import (
+    areas,
+    estimate_skew,
+    group_lines,
+    group_numbers,
+    intersections,
+    iou_matrix,
+)
 
 
 def _rows(rows: list[list[float]], height: float = 40, width: float = 26, angle_deg: float = 0):
@@ -95,3 +102,12 @@ def test_two_far_apart_digits_are_two_numbers() -> None:
 def test_numbers_returned_in_left_to_right_order() -> None:
     boxes = [(144, 0, 26, 40), (0, 0, 26, 40), (110, 0, 26, 40), (34, 0, 26, 40)]
     assert group_numbers(boxes) == [[1, 3], [2, 0]]
+
+
+def test_box_overlaps() -> None:
+    a = [(0, 0, 10, 10), (20, 0, 5, 5)]
+    b = [(5, 0, 10, 10), (0, 0, 10, 10), (100, 100, 3, 3)]
+    np.testing.assert_allclose(intersections(a, b), [[50, 100, 0], [0, 0, 0]])
+    np.testing.assert_allclose(areas(a), [100, 25])
+    np.testing.assert_allclose(iou_matrix(a, b), [[50 / 150, 1, 0], [0, 0, 0]])
+    assert iou_matrix([], b).shape == (0, 3) and iou_matrix(a, []).shape == (2, 0)

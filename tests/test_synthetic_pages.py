@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from digits_jax.errors import DigitsJaxError
+from digits_jax.layout import iou_matrix
 from digits_jax.synthetic_pages import (
     Page,
     TruthDigit,
@@ -144,13 +145,6 @@ def ink_box(grey: np.ndarray, box: tuple[int, int, int, int], pad: int = 4):
     return ink, paper, found
 
 
-def iou(a, b) -> float:
-    ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
-
-
 @pytest.mark.parametrize(
     "options",
     [
@@ -172,7 +166,7 @@ def test_each_effect_keeps_truth_boxes_on_the_ink(digits, options):
             ink, paper, found = ink_box(grey, d.box)
             assert paper - ink > 40, (seed, d, ink, paper)
             # A threshold half-way between ink and paper recovers the truth box.
-            assert iou(found, d.box) > 0.8, (seed, d.box, found)
+            assert iou_matrix([found], [d.box])[0, 0] > 0.8, (seed, d.box, found)
 
 
 def test_noisy_pages_keep_ink_darker_than_paper(digits):
