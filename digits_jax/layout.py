@@ -3,6 +3,8 @@
 Photos are rarely square to the page, so lines are found after removing the page's
 overall skew, and each box is compared with its horizontal neighbours in a line rather
 than with the whole line (tolerates curved lines and digits of different heights).
+Also the boxes' overlaps (``iou_matrix``), by which extraction is measured and the crop
+verifier's training crops are labelled against the truth.
 """
 
 from __future__ import annotations
