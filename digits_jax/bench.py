@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from digits_jax import (
@@ -89,7 +90,13 @@ def machine_info() -> dict[str, Any]:
         "device_count": jax.device_count(),
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "auto_conv_impl": nets.resolve_conv_impl("auto"),
+        "auto_matmul_dtype": matmul_dtype_name("auto"),
     }
+
+
+def matmul_dtype_name(name: str) -> str:
+    """What a config's ``matmul_dtype`` resolves to here, by name."""
+    return "bfloat16" if nets.resolve_matmul_dtype(name) == jnp.bfloat16 else "float32"
 
 
 def _plain_overrides() -> list[str]:
@@ -102,10 +109,11 @@ def _plain_overrides() -> list[str]:
     return [f"{k}={base[k]}" for k in keys if k in base]
 
 
-def _config(model: str, batch: int, conv_impl: str, plain: bool) -> Any:
+def _config(model: str, batch: int, conv_impl: str, plain: bool, matmul_dtype: str = "auto") -> Any:
     """The model's default config; ``plain`` turns the extras off to match the reference."""
     path = config_lib.default_config_path("dae" if model == "dae" else "classifier")
     overrides = [f"batch_size={batch}", f"conv_impl={conv_impl}", "progress=false"]
+    overrides.append(f"matmul_dtype={matmul_dtype}")
     return config_lib.get_config(path, overrides + (_plain_overrides() if plain else []))
 
 
@@ -156,12 +164,13 @@ def time_training(
     seconds: float,
     steps_per_call: int = 20,
     plain: bool = True,
+    matmul_dtype: str = "auto",
 ) -> dict[str, Any]:
     """Images per second of real train steps run by ``training_loop._train_chunk``.
 
     As in training, the batch is split over all devices when they divide it.
     """
-    config = _config(model, batch, conv_impl, plain)
+    config = _config(model, batch, conv_impl, plain, matmul_dtype)
     steps_per_epoch = training_loop.steps_per_epoch(config, split.size)
     steps = max(1, min(steps_per_call, steps_per_epoch))
     state, step = _state_and_step(model, config, steps_per_epoch)
@@ -187,6 +196,7 @@ def time_training(
     return {
         "model": model,
         "conv_impl": conv_impl,
+        "matmul_dtype": matmul_dtype_name(matmul_dtype),
         "batch": batch,
         "devices": 1 if mesh is None else mesh.size,
         "steps_per_call": steps,
@@ -292,11 +302,28 @@ def _best(rows: list[dict[str, Any]], model: str) -> dict[str, Any] | None:
     return max(mine, key=lambda r: r["images_per_s"]) if mine else None
 
 
+def _matmul_dtype(row: dict[str, Any]) -> str:
+    return row.get("matmul_dtype", "float32")
+
+
+def variants(conv_impls: Sequence[str], matmul_dtypes: Sequence[str]) -> list[tuple[str, str]]:
+    """The (conv_impl, matmul_dtype) pairs to time: ``matmul_dtype`` changes only the
+    ``unfold`` layers, so ``xla`` is timed in float32 alone."""
+    return [
+        (impl, dtype)
+        for impl in conv_impls
+        for dtype in matmul_dtypes
+        if dtype == "float32" or nets.resolve_conv_impl(impl) == "unfold"
+    ]
+
+
 def compare(train_rows: list[dict[str, Any]], torch_rows: list[dict[str, Any]]) -> list[dict]:
-    """JAX/torch ratio per model, each side at its own best batch (and JAX at its best impl)."""
+    """JAX/torch ratio per model and JAX matmul dtype, each side at its own best batch
+    (and JAX at its best impl)."""
     out = []
-    for model in dict.fromkeys(r["model"] for r in train_rows):
-        jax_best, torch_best = _best(train_rows, model), _best(torch_rows, model)
+    for model, dtype in dict.fromkeys((r["model"], _matmul_dtype(r)) for r in train_rows):
+        mine = [r for r in train_rows if _matmul_dtype(r) == dtype]
+        jax_best, torch_best = _best(mine, model), _best(torch_rows, model)
         if jax_best is None or torch_best is None:
             continue
         out.append(
@@ -305,6 +332,7 @@ def compare(train_rows: list[dict[str, Any]], torch_rows: list[dict[str, Any]]) 
                 "jax_images_per_s": jax_best["images_per_s"],
                 "jax_batch": jax_best["batch"],
                 "jax_conv_impl": jax_best["conv_impl"],
+                "jax_matmul_dtype": dtype,
                 "torch_images_per_s": torch_best["images_per_s"],
                 "torch_batch": torch_best["batch"],
                 "ratio": round(jax_best["images_per_s"] / torch_best["images_per_s"], 2),
@@ -320,6 +348,7 @@ def run_benchmarks(
     conv_impls: Sequence[str] = ("unfold", "xla"),
     compare_torch: str | None = None,
     *,
+    matmul_dtypes: Sequence[str] = ("float32", "bfloat16"),
     steps_per_call: int = 20,
     num_examples: int = EPOCH_EXAMPLES,
     epoch_batch: int = DEFAULT_BATCH,
@@ -338,7 +367,8 @@ def run_benchmarks(
     the epoch rows (``epoch=False`` skips them) use the default configs as they are
     (the classifier's augmentation included) at ``epoch_batch`` with ``conv_impl="auto"``.
     ``read_model`` (a trained classifier workdir) adds the wall time of ``digits-jax
-    read`` on the sample page; None skips it.
+    read`` on the sample page; None skips it. ``matmul_dtypes`` times the ``unfold``
+    rows once per config ``matmul_dtype``; the ratios to torch are given for each.
     """
     log = log or (lambda _message: None)
     conv_impls = list(conv_impls)
@@ -352,9 +382,12 @@ def run_benchmarks(
     torch_meta: dict[str, Any] = {}
     for model in model_names:
         for batch in batches:
-            for impl in conv_impls:
-                row = time_training(model, batch, impl, split, seconds, steps_per_call)
-                log(f"jax   {model:10s} {impl:6s} batch {batch:4d}: {row['images_per_s']:9.0f}/s")
+            for impl, dtype in variants(conv_impls, matmul_dtypes):
+                row = time_training(
+                    model, batch, impl, split, seconds, steps_per_call, matmul_dtype=dtype
+                )
+                label = f"{impl} {dtype}"
+                log(f"jax   {model:10s} {label:15s} batch {batch:4d}: {row['images_per_s']:9.0f}/s")
                 rows.append(row)
             if torch_skip is None:  # interleaved: same moment, same load
                 try:
@@ -368,7 +401,7 @@ def run_benchmarks(
                 log(f"torch {model:10s}        batch {batch:4d}: {ips:9.0f}/s")
     epochs = []
     for model in model_names if epoch else []:
-        auto = nets.resolve_conv_impl("auto")
+        auto, auto_matmul = nets.resolve_conv_impl("auto"), matmul_dtype_name("auto")
         plain_is_default = _config(model, 8, auto, False) == _config(model, 8, auto, True)
         row = next(  # the default config was already timed: reuse it, no second compile
             (
@@ -377,6 +410,7 @@ def run_benchmarks(
                 if plain_is_default
                 and (r["model"], r["batch"], nets.resolve_conv_impl(r["conv_impl"]))
                 == (model, epoch_batch, auto)
+                and _matmul_dtype(r) == auto_matmul
             ),
             None,
         ) or time_training(model, epoch_batch, "auto", split, seconds, steps_per_call, False)
@@ -386,7 +420,8 @@ def run_benchmarks(
                 "model": model,
                 "config": f"configs/{'dae' if model == 'dae' else 'classifier'}.py",
                 "batch": epoch_batch,
-                "conv_impl": nets.resolve_conv_impl("auto"),
+                "conv_impl": auto,
+                "matmul_dtype": auto_matmul,
                 "examples": steps * epoch_batch,
                 "images_per_s": row["images_per_s"],
                 "epoch_s": round(steps * epoch_batch / row["images_per_s"], 2),
@@ -405,6 +440,7 @@ def run_benchmarks(
             "models": model_names,
             "batches": list(batches),
             "conv_impls": conv_impls,
+            "matmul_dtypes": list(matmul_dtypes),
             "seconds": seconds,
             "steps_per_call": steps_per_call,
             "num_examples": num_examples,
@@ -432,40 +468,48 @@ def format_table(result: dict[str, Any]) -> str:
         f"machine: {m['cpu_count']} CPUs ({m['cpu_model'] or m['platform']}), "
         f"backend {m['backend']} ({m['device_count']} x {m['device_kind']}), "
         f"jax {m['jax']}, flax {m['flax']}, "
-        f"conv_impl auto -> {m['auto_conv_impl']}"
+        f"conv_impl auto -> {m['auto_conv_impl']}, "
+        f"matmul_dtype auto -> {m.get('auto_matmul_dtype', 'float32')}"
         + (f", XLA_FLAGS={m['xla_flags']}" if m["xla_flags"] else ""),
     ]
-    impls = result["settings"]["conv_impls"]
+    settings = result["settings"]
+    columns = variants(settings["conv_impls"], settings.get("matmul_dtypes", ["float32"]))
     torch_by = {(r["model"], r["batch"]): r for r in result["torch"].get("results", [])}
     has_torch = bool(torch_by)
-    header = f"{'model':<11}{'batch':>6}" + "".join(f"{'jax ' + i:>12}" for i in impls)
+    has_bf16 = any(dtype == "bfloat16" for _, dtype in columns)
+    names = [f"jax {i}" + (" bf16" if d == "bfloat16" else "") for i, d in columns]
+    header = f"{'model':<11}{'batch':>6}" + "".join(f"{n:>17}" for n in names)
     if has_torch:
-        header += f"{'torch':>10}{'best/torch':>12}"
+        header += f"{'torch':>10}{'best/torch':>12}" + (f"{'bf16/torch':>12}" if has_bf16 else "")
     lines += [
         "",
         f"training throughput, images/s (lax.scan chunks of "
-        f"{result['settings']['steps_per_call']} steps, compile excluded)",
+        f"{settings['steps_per_call']} steps, compile excluded; bf16: the unfold "
+        "layers' matmul operands in bfloat16)",
         header,
     ]
-    by = {(r["model"], r["batch"], r["conv_impl"]): r for r in result["train"]}
-    for model in result["settings"]["models"]:
-        for batch in result["settings"]["batches"]:
-            cells = [by.get((model, batch, i)) for i in impls]
+    by = {(r["model"], r["batch"], r["conv_impl"], _matmul_dtype(r)): r for r in result["train"]}
+    for model in settings["models"]:
+        for batch in settings["batches"]:
+            cells = [by.get((model, batch, i, d)) for i, d in columns]
             line = f"{model:<11}{batch:>6}" + "".join(
-                f"{c['images_per_s']:>12.0f}" if c else f"{'-':>12}" for c in cells
+                f"{c['images_per_s']:>17.0f}" if c else f"{'-':>17}" for c in cells
             )
             ref = torch_by.get((model, batch))
             if has_torch:
-                best = max((c["images_per_s"] for c in cells if c), default=0.0)
                 line += f"{ref['images_per_s']:>10.0f}" if ref else f"{'-':>10}"
-                line += f"{best / ref['images_per_s']:>11.2f}x" if ref else f"{'-':>12}"
+                for dtype in ("float32", "bfloat16") if has_bf16 else ("float32",):
+                    mine = [c["images_per_s"] for c in cells if c and _matmul_dtype(c) == dtype]
+                    ok = ref and mine
+                    line += f"{max(mine) / ref['images_per_s']:>11.2f}x" if ok else f"{'-':>12}"
             lines.append(line)
     if result["comparison"]:
         lines += ["", "JAX / torch, each at its best batch size:"]
         for c in result["comparison"]:
+            dtype = c.get("jax_matmul_dtype", "float32")
             lines.append(
                 f"  {c['model']:<11}{c['ratio']:.2f}x  (JAX {c['jax_images_per_s']:.0f}/s "
-                f"{c['jax_conv_impl']} batch {c['jax_batch']}; torch "
+                f"{c['jax_conv_impl']} batch {c['jax_batch']}, {dtype} matmuls; torch "
                 f"{c['torch_images_per_s']:.0f}/s batch {c['torch_batch']})"
             )
     elif "skipped" in result["torch"]:
@@ -474,7 +518,8 @@ def format_table(result: dict[str, Any]) -> str:
     for e in result["epoch"]:
         lines.append(
             f"  {e['model']:<11}{e['epoch_s']:7.1f} s  ({e['examples']} images, batch "
-            f"{e['batch']}, {e['conv_impl']}, {e['config']}, {e['images_per_s']:.0f}/s)"
+            f"{e['batch']}, {e['conv_impl']}, {e.get('matmul_dtype', 'float32')} matmuls, "
+            f"{e['config']}, {e['images_per_s']:.0f}/s)"
         )
     lines += ["", "classifier inference (logits and features; JAX: the jitted apply):"]
     for r in result["inference"]:
@@ -540,6 +585,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--conv-impls", nargs="+", choices=("unfold", "xla", "auto"), default=["unfold", "xla"]
+    )
+    parser.add_argument(
+        "--matmul-dtypes",
+        nargs="+",
+        choices=("float32", "bfloat16"),
+        default=["float32", "bfloat16"],
+        help="time the unfold rows with each config matmul_dtype (bfloat16: the matmul "
+        "operands only, float32 sums)",
     )
     parser.add_argument(
         "--steps-per-call", type=int, default=20, help="train steps per compiled scan call"
@@ -634,6 +687,7 @@ def main(args: argparse.Namespace) -> int:
         seconds=args.seconds,
         conv_impls=args.conv_impls,
         compare_torch=args.compare_torch,
+        matmul_dtypes=args.matmul_dtypes,
         steps_per_call=args.steps_per_call,
         read_model=read_model,
         read_runs=args.read_runs,

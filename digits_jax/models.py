@@ -22,13 +22,15 @@ convolution is faster on the CPU at large batches and within 7% on the H200.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import cache, partial
+from pathlib import Path
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from digits_jax.config_lib import CONV_IMPLS
+from digits_jax.config_lib import CONV_IMPLS, MATMUL_DTYPES
 
 
 def resolve_conv_impl(impl: str, training: bool = True) -> str:
@@ -39,6 +41,30 @@ def resolve_conv_impl(impl: str, training: bool = True) -> str:
     if impl == "auto":
         return "unfold" if training and jax.default_backend() in ("cpu", "gpu") else "xla"
     return impl
+
+
+@cache
+def cpu_has_amx() -> bool:
+    """Whether this CPU multiplies bfloat16 matrices in hardware (AMX-BF16)."""
+    try:
+        return "amx_bf16" in Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+
+
+def resolve_matmul_dtype(name: str) -> jnp.dtype | None:
+    """The unfold layers' matmul operand dtype a config names (None: the activations').
+
+    ``"auto"`` is bfloat16 for training on CPUs with AMX, where it runs about 4x
+    float32's rate and trains 1.3-1.5x faster with the same accuracy
+    (docs/benchmarks.md, "Matmuls in bfloat16"), and float32 elsewhere (GPUs already
+    use TF32 for float32 matmuls; other CPUs have not been measured).
+    """
+    if name not in MATMUL_DTYPES:
+        raise ValueError(f"matmul_dtype must be one of {MATMUL_DTYPES}, got {name!r}")
+    if name == "auto":
+        name = "bfloat16" if jax.default_backend() == "cpu" and cpu_has_amx() else "float32"
+    return jnp.bfloat16 if name == "bfloat16" else None
 
 
 # tanh(x) = x * P(x^2) / Q(x^2) on [-9, 9] (beyond, tanh rounds to +-1 in float32): a
@@ -123,57 +149,71 @@ def _phase_kernel(kernel: jax.Array) -> jax.Array:
     return k.transpose(0, 2, 1, 3, 4, 5, 6).reshape(ta * tc * 4 * in_features, 4 * features)
 
 
-def _dot(a: jax.Array, b: jax.Array) -> jax.Array:
-    """``a @ b`` accumulated in float32, returned in ``a``'s dtype.
+def _dot(a: jax.Array, b: jax.Array, dtype: jnp.dtype | None = None) -> jax.Array:
+    """``a @ b`` with both operands in ``dtype`` (default: ``a``'s), accumulated in float32,
+    returned in ``a``'s dtype.
 
-    In bfloat16 this is mixed precision done right, and on CPUs with AMX it lets XLA
-    run the forward matmuls in bfloat16 (4x float32's rate on this project's CPU)
-    instead of upcasting both operands to float32 first; XLA still upcasts the
-    backward's (docs/benchmarks.md, "Mixed precision").
+    Mixed precision done right: on CPUs with AMX, XLA runs bfloat16 operands at about
+    4x float32's rate (800-1,000 GFLOP/s on this project's CPU), and the float32
+    accumulation keeps the sums as exact as a float32 matmul's.
     """
-    return jnp.dot(a, b, preferred_element_type=jnp.float32).astype(a.dtype)
+    op = a.dtype if dtype is None else dtype
+    return jnp.dot(a.astype(op), b.astype(op), preferred_element_type=jnp.float32).astype(a.dtype)
+
+
+def _transpose(x: jax.Array) -> jax.Array:
+    """``x.T`` for a matrix, as a buffer of its own that XLA cannot fold into a matmul.
+
+    Folded, the backward's matmuls contract their operands' rows; XLA's CPU backend
+    then converts bfloat16 operands to float32 first (a quarter of the AMX rate), and
+    in float32 fused the transpose into the max-pool mask (the step's slowest op). A
+    transpose between two reshapes is not folded (docs/benchmarks.md, "Matmuls in
+    bfloat16").
+    """
+    rows, cols = x.shape
+    group = next((g for g in (16, 8, 4, 2) if cols % g == 0 and cols > g), None)
+    if group is None:
+        return jax.lax.optimization_barrier(x.T)
+    return x.reshape(rows, cols // group, group).transpose(1, 2, 0).reshape(cols, rows)
 
 
 def _matmul_grads(
-    patches: jax.Array, kernel: jax.Array, grad: jax.Array
+    patches: jax.Array, kernel: jax.Array, grad: jax.Array, dtype: jnp.dtype | None
 ) -> tuple[jax.Array, jax.Array]:
     """Gradients of ``patches @ kernel`` with respect to both, given the output's."""
-    # Transposed into a buffer of its own, the weight gradient is a plain row-major
-    # matmul; left to XLA, the transpose fused into the max-pool mask and was the
-    # step's slowest op on the CPU.
-    kernel_grad = _dot(jax.lax.optimization_barrier(patches.T), grad)
-    return _dot(grad, kernel.T), kernel_grad
+    kernel_grad = _dot(_transpose(patches), grad, dtype)
+    return _dot(grad, _transpose(kernel), dtype), kernel_grad
 
 
-@jax.custom_vjp
-def _matmul(patches: jax.Array, kernel: jax.Array) -> jax.Array:
-    """``patches @ kernel`` with a weight gradient that XLA's CPU backend runs fast."""
-    return _dot(patches, kernel)
+@partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _matmul(patches: jax.Array, kernel: jax.Array, dtype: jnp.dtype | None) -> jax.Array:
+    """``patches @ kernel`` (operands in ``dtype``) with a backward XLA's CPU backend runs fast."""
+    return _dot(patches, kernel, dtype)
 
 
 _matmul.defvjp(
-    lambda patches, kernel: (_dot(patches, kernel), (patches, kernel)),
-    lambda residuals, grad: _matmul_grads(*residuals, grad),
+    lambda patches, kernel, dtype: (_dot(patches, kernel, dtype), (patches, kernel)),
+    lambda dtype, residuals, grad: _matmul_grads(*residuals, grad, dtype),
 )
 
 
-def _four_phases(patches: jax.Array, kernel: jax.Array) -> jax.Array:
-    return _dot(patches, kernel).reshape(patches.shape[0], 4, -1)
+def _four_phases(patches: jax.Array, kernel: jax.Array, dtype: jnp.dtype | None) -> jax.Array:
+    return _dot(patches, kernel, dtype).reshape(patches.shape[0], 4, -1)
 
 
-@jax.custom_vjp
-def _matmul_max4(patches: jax.Array, kernel: jax.Array) -> jax.Array:
+@partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _matmul_max4(patches: jax.Array, kernel: jax.Array, dtype: jnp.dtype | None) -> jax.Array:
     """``(M, K) @ (K, 4F)``, then the max over the four F-wide column groups: (M, F)."""
-    return _four_phases(patches, kernel).max(axis=1)
+    return _four_phases(patches, kernel, dtype).max(axis=1)
 
 
-def _matmul_max4_fwd(patches, kernel):
-    phases = _four_phases(patches, kernel)
+def _matmul_max4_fwd(patches, kernel, dtype):
+    phases = _four_phases(patches, kernel, dtype)
     pooled = phases.max(axis=1)
     return pooled, (patches, kernel, phases, pooled)
 
 
-def _matmul_max4_bwd(residuals, grad):
+def _matmul_max4_bwd(dtype, residuals, grad):
     patches, kernel, phases, pooled = residuals
     # Each pooled gradient goes to the first phase holding the maximum, in window
     # order, as reduce_window's max-pool gradient does.
@@ -184,7 +224,7 @@ def _matmul_max4_bwd(residuals, grad):
         taken = taken | wins
         winners.append(wins)
     grad4 = jnp.where(jnp.stack(winners, 1), grad[:, None], 0).reshape(patches.shape[0], -1)
-    return _matmul_grads(patches, kernel, grad4)
+    return _matmul_grads(patches, kernel, grad4, dtype)
 
 
 _matmul_max4.defvjp(_matmul_max4_fwd, _matmul_max4_bwd)
@@ -206,6 +246,7 @@ class PhaseConvPool(nn.Module):
     features: int
     kernel_size: tuple[int, int]
     dtype: jnp.dtype | None = None
+    matmul_dtype: jnp.dtype | None = None  # the matmul operands' (None: the activations')
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -227,7 +268,8 @@ class PhaseConvPool(nn.Module):
         patches = jnp.concatenate(
             [cells[..., a : a + oh, c : c + ow, :] for a in range(ta) for c in range(tc)], -1
         )
-        pooled = _matmul_max4(patches.reshape(-1, patches.shape[-1]), _phase_kernel(kernel))
+        patches = patches.reshape(-1, patches.shape[-1])
+        pooled = _matmul_max4(patches, _phase_kernel(kernel), self.matmul_dtype)
         # The bias is the same in all four phases, so it can come after the max.
         return pooled.reshape(*lead, oh, ow, self.features) + bias
 
@@ -278,6 +320,7 @@ class ScatterConvTranspose(nn.Module):
     kernel_size: tuple[int, int]
     strides: tuple[int, int]
     dtype: jnp.dtype | None = None
+    matmul_dtype: jnp.dtype | None = None  # the matmul operands' (None: the activations')
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -296,7 +339,7 @@ class ScatterConvTranspose(nn.Module):
         # transposed convolution does not flip the kernel in its correlation form).
         k = kernel[::-1, ::-1].reshape(th, sh, tw, sw, in_features, self.features)
         k = k.transpose(4, 0, 2, 1, 3, 5).reshape(in_features, -1)  # (in, a, b, p, q, F)
-        blocks = _matmul(x.reshape(-1, in_features), k)
+        blocks = _matmul(x.reshape(-1, in_features), k, self.matmul_dtype)
         out = _overlap_add(blocks.reshape(*lead, h, w, th, tw, sh, sw, self.features))
         oh, ow = h + th - 1, w + tw - 1
         out = jnp.swapaxes(out, -4, -3).reshape(*lead, oh * sh, ow * sw, self.features)
@@ -304,21 +347,28 @@ class ScatterConvTranspose(nn.Module):
 
 
 def _conv_pool(
-    impl: str, features: int, kernel_size: Sequence[int], name: str, dtype, x: jax.Array
+    impl: str, features: int, kernel_size: Sequence[int], name: str, dtype, matmul_dtype, x
 ) -> jax.Array:
     """A VALID convolution then 2x2 max pooling, by the chosen implementation."""
     if resolve_conv_impl(impl) == "unfold":
-        return PhaseConvPool(features, tuple(kernel_size), dtype=dtype, name=name)(x)
+        layer = PhaseConvPool(features, tuple(kernel_size), dtype, matmul_dtype, name=name)
+        return layer(x)
     conv = nn.Conv(features, tuple(kernel_size), padding="VALID", dtype=dtype, name=name)
     return max_pool2(conv(x))
 
 
 def _conv_transpose(
-    impl: str, features: int, kernel_size: Sequence[int], strides: Sequence[int], name: str, dtype
+    impl: str,
+    features: int,
+    kernel_size: Sequence[int],
+    strides: Sequence[int],
+    name: str,
+    dtype,
+    matmul_dtype,
 ) -> nn.Module:
     if resolve_conv_impl(impl) == "unfold":
         return ScatterConvTranspose(
-            features, tuple(kernel_size), tuple(strides), dtype=dtype, name=name
+            features, tuple(kernel_size), tuple(strides), dtype, matmul_dtype, name=name
         )
     return nn.ConvTranspose(
         features, tuple(kernel_size), tuple(strides), padding="VALID", dtype=dtype, name=name
@@ -339,15 +389,22 @@ def max_pool2(x: jax.Array) -> jax.Array:
 
 
 class Encoder(nn.Module):
-    """Conv 16 (5x5) -> pool 2 -> tanh -> Conv 32 (5x5) -> pool 2 -> tanh: 28x28x1 -> 4x4x32."""
+    """Conv 16 (5x5) -> pool 2 -> tanh -> Conv 32 (5x5) -> pool 2 -> tanh: 28x28x1 -> 4x4x32.
+
+    ``matmul_dtype`` (bfloat16 or None), here as in the decoder and the two models,
+    sets the operands of the ``unfold`` layers' matmuls only; ``xla``'s convolutions
+    compute in ``dtype``.
+    """
 
     conv_impl: str = "auto"
     dtype: jnp.dtype | None = None
+    matmul_dtype: jnp.dtype | None = None
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = tanh(_conv_pool(self.conv_impl, 16, (5, 5), "conv1", self.dtype, x))
-        return tanh(_conv_pool(self.conv_impl, 32, (5, 5), "conv2", self.dtype, x))
+        dtypes = (self.dtype, self.matmul_dtype)
+        x = tanh(_conv_pool(self.conv_impl, 16, (5, 5), "conv1", *dtypes, x))
+        return tanh(_conv_pool(self.conv_impl, 32, (5, 5), "conv2", *dtypes, x))
 
 
 class Decoder(nn.Module):
@@ -355,45 +412,56 @@ class Decoder(nn.Module):
 
     conv_impl: str = "auto"
     dtype: jnp.dtype | None = None
+    matmul_dtype: jnp.dtype | None = None
 
     @nn.compact
     def __call__(self, z: jax.Array) -> jax.Array:
-        z = _conv_transpose(self.conv_impl, 16, (6, 6), (2, 2), "deconv1", self.dtype)(z)
+        dtypes = (self.dtype, self.matmul_dtype)
+        z = _conv_transpose(self.conv_impl, 16, (6, 6), (2, 2), "deconv1", *dtypes)(z)
         z = tanh(z)
-        z = _conv_transpose(self.conv_impl, 1, (6, 6), (2, 2), "deconv2", self.dtype)(z)
+        z = _conv_transpose(self.conv_impl, 1, (6, 6), (2, 2), "deconv2", *dtypes)(z)
         return nn.sigmoid(z.astype(jnp.float32))
 
 
 class DAE(nn.Module):
-    """Denoising autoencoder: images (B, 28, 28, 1) in [0, 1] -> reconstructions."""
+    """Denoising autoencoder: images (B, 28, 28, 1) in [0, 1] -> reconstructions.
+
+    ``matmul_dtype`` applies in training steps (``train=True``) only, here as in the
+    classifier: evaluation sees the model as it will be used, in float32.
+    """
 
     conv_impl: str = "auto"
     dtype: jnp.dtype | None = None
+    matmul_dtype: jnp.dtype | None = None
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        z = Encoder(self.conv_impl, self.dtype, name="encoder")(x)
-        return Decoder(self.conv_impl, self.dtype, name="decoder")(z)
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        dtypes = (self.dtype, self.matmul_dtype if train else None)
+        z = Encoder(self.conv_impl, *dtypes, name="encoder")(x)
+        return Decoder(self.conv_impl, *dtypes, name="decoder")(z)
 
 
 class Classifier(nn.Module):
     """Encoder + Dense 10 on the 512 flattened features; returns logits (no softmax).
 
-    ``dropout_rate`` drops features in training only (``train=True`` and a
-    ``"dropout"`` rng); it adds no parameters. ``features=True`` returns the 512
-    encoder features too, as (logits, features): what the pair detector reads.
+    ``dropout_rate`` drops features and ``matmul_dtype`` rounds the matmul operands in
+    training only (``train=True``, with a ``"dropout"`` rng); neither adds parameters.
+    ``features=True`` returns the 512 encoder features too, as (logits, features): what
+    the pair detector reads.
     """
 
     num_classes: int = 10
     conv_impl: str = "auto"
     dtype: jnp.dtype | None = None
     dropout_rate: float = 0.0
+    matmul_dtype: jnp.dtype | None = None
 
     @nn.compact
     def __call__(
         self, x: jax.Array, train: bool = False, features: bool = False
     ) -> jax.Array | tuple[jax.Array, jax.Array]:
-        z = Encoder(self.conv_impl, self.dtype, name="encoder")(x)
+        matmul_dtype = self.matmul_dtype if train else None
+        z = Encoder(self.conv_impl, self.dtype, matmul_dtype, name="encoder")(x)
         z = z.reshape(*z.shape[:-3], -1)
         dropped = nn.Dropout(self.dropout_rate, deterministic=not train)(z)
         logits = nn.Dense(self.num_classes, dtype=self.dtype, name="head")(dropped)

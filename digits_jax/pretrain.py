@@ -23,7 +23,11 @@ RECONSTRUCTIONS_FILE = "reconstructions.png"
 
 
 def create_model(config: ml_collections.ConfigDict) -> models.DAE:
-    return models.DAE(conv_impl=config.conv_impl, dtype=models.compute_dtype(config.compute_dtype))
+    return models.DAE(
+        conv_impl=config.conv_impl,
+        dtype=models.compute_dtype(config.compute_dtype),
+        matmul_dtype=models.resolve_matmul_dtype(config.matmul_dtype),
+    )
 
 
 def add_noise(images: jax.Array, rng: jax.Array, sigma: float) -> jax.Array:
@@ -50,7 +54,8 @@ def make_train_step(sigma: float) -> training_loop.TrainStep:
         noisy = add_noise(images, rng, sigma)
 
         def loss_fn(params):
-            return jnp.mean((state.apply_fn({"params": params}, noisy) - images) ** 2)
+            recon = state.apply_fn({"params": params}, noisy, train=True)
+            return jnp.mean((recon - images) ** 2)
 
         loss, grads = jax.value_and_grad(loss_fn)(state.params)
         return state.apply_gradients(grads=grads), {"loss": loss}

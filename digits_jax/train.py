@@ -38,6 +38,7 @@ def create_model(config: ml_collections.ConfigDict) -> models.Classifier:
         conv_impl=config.conv_impl,
         dropout_rate=config.dropout_rate,
         dtype=models.compute_dtype(config.compute_dtype),
+        matmul_dtype=models.resolve_matmul_dtype(config.matmul_dtype),
     )
 
 

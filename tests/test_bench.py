@@ -23,6 +23,7 @@ TINY = {
     "batches": (8,),
     "seconds": 0.01,
     "conv_impls": ("unfold",),
+    "matmul_dtypes": ("float32",),
     "steps_per_call": 2,
     "num_examples": 64,
     "epoch_batch": 8,
@@ -111,13 +112,16 @@ def no_timing(monkeypatch):
 
     calls: list[tuple] = []
 
-    def fake_training(model, batch, conv_impl, split, seconds, steps_per_call=20, plain=True):
-        calls.append((model, batch, conv_impl, plain))
+    def fake_training(model, batch, conv_impl, split, seconds, steps_per_call=20, plain=True, **kw):
+        matmul_dtype = bench.matmul_dtype_name(kw.get("matmul_dtype", "auto"))
+        calls.append((model, batch, conv_impl, plain, matmul_dtype))
+        speed = 2 if matmul_dtype == "bfloat16" else 1
         return {
             "model": model,
             "batch": batch,
             "conv_impl": conv_impl,
-            "images_per_s": 100.0 * batch,
+            "matmul_dtype": matmul_dtype,
+            "images_per_s": 100.0 * batch * speed,
         }
 
     def fake_inference(conv_impl, batch, seconds):
@@ -126,6 +130,8 @@ def no_timing(monkeypatch):
     def fake_numpy_inference(batch, seconds):
         return {"backend": "numpy", "conv_impl": None, "batch": batch, "images_per_s": 1.0}
 
+    # "auto" as on a CPU without AMX, so that the rows reused do not depend on the machine.
+    monkeypatch.setattr(bench, "matmul_dtype_name", lambda name: name.replace("auto", "float32"))
     monkeypatch.setattr(bench, "time_training", fake_training)
     monkeypatch.setattr(bench, "time_inference", fake_inference)
     monkeypatch.setattr(bench, "time_numpy_inference", fake_numpy_inference)
@@ -141,9 +147,9 @@ def test_epoch_rows_use_the_default_configs(no_timing):
         ("dae", 640, 0.8),
     ]
     assert no_timing == [
-        ("classifier", 8, "unfold", True),
-        ("dae", 8, "unfold", True),
-        ("classifier", 8, "auto", False),
+        ("classifier", 8, "unfold", True, "float32"),
+        ("dae", 8, "unfold", True, "float32"),
+        ("classifier", 8, "auto", False, "float32"),
     ]
     assert "time per epoch" in bench.format_table(r)
 
@@ -168,17 +174,31 @@ def test_comparison_with_a_fake_reference(tmp_path, no_timing):
         "  'results': [{'model': m, 'batch': b, 'images_per_s': 10.0 * b * (1 + b % 3)}]}))\n"
     )
     r = bench.run_benchmarks(
-        **{**TINY, "batches": (4, 8), "conv_impls": ("unfold", "xla"), "compare_torch": str(script)}
+        **{
+            **TINY,
+            "batches": (4, 8),
+            "conv_impls": ("unfold", "xla"),
+            "matmul_dtypes": ("float32", "bfloat16"),
+            "compare_torch": str(script),
+        }
     )
     assert r["torch"]["version"] == "fake" and len(r["torch"]["results"]) == 4
-    # torch: 4 -> 80/s, 8 -> 240/s; JAX (fake): 800/s at batch 8.
-    by_model = {c["model"]: c for c in r["comparison"]}
-    assert set(by_model) == {"classifier", "dae"}
-    c = by_model["classifier"]
+    # bfloat16 matmuls change only the unfold rows: xla is timed in float32 alone.
+    assert [(t["conv_impl"], t["matmul_dtype"]) for t in r["train"][:3]] == [
+        ("unfold", "float32"),
+        ("unfold", "bfloat16"),
+        ("xla", "float32"),
+    ]
+    # torch: 4 -> 80/s, 8 -> 240/s; JAX (fake): 800/s at batch 8, twice that in bfloat16.
+    by = {(c["model"], c["jax_matmul_dtype"]): c for c in r["comparison"]}
+    assert set(by) == {(m, d) for m in ("classifier", "dae") for d in ("float32", "bfloat16")}
+    c = by["classifier", "float32"]
     assert (c["torch_batch"], c["torch_images_per_s"], c["jax_batch"]) == (8, 240.0, 8)
     assert c["ratio"] == pytest.approx(800 / 240, rel=0.01)
+    assert by["classifier", "bfloat16"]["ratio"] == pytest.approx(1600 / 240, rel=0.01)
     text = bench.format_table(r)
-    assert "best/torch" in text and "3.33x" in text
+    assert "best/torch" in text and "bf16/torch" in text and "jax unfold bf16" in text
+    assert "3.33x" in text and "6.67x" in text and "bfloat16 matmuls" in text
 
 
 def test_cli_arguments_parse_and_reject_bad_values(capsys):

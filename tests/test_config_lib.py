@@ -41,9 +41,16 @@ def test_bad_overrides(tiny_config, override, message):
         config_lib.apply_overrides(tiny_config, [override])
 
 
-def test_invalid_values_are_refused():
-    with pytest.raises(DigitsJaxError, match="batch_size must be positive"):
-        config_lib.get_config(ROOT / "configs" / "tiny.py", ["batch_size=0"])
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("batch_size=0", "batch_size must be positive"),
+        ("matmul_dtype=float16", "matmul_dtype must be one of auto, float32, bfloat16"),
+    ],
+)
+def test_invalid_values_are_refused(override, message):
+    with pytest.raises(DigitsJaxError, match=message):
+        config_lib.get_config(ROOT / "configs" / "tiny.py", [override])
 
 
 def test_missing_and_broken_files(tmp_path):

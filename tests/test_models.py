@@ -34,7 +34,7 @@ def test_dae_and_classifier_share_the_encoder_tree():
     assert clf["head"]["kernel"].shape == (512, 10)
 
 
-def _compare(ref, fast, x):
+def _compare(ref, fast, x, atol=2e-5, grad_tol=1e-4):
     params = ref.init(jax.random.PRNGKey(1), x)["params"]
     params = jax.tree.map(
         lambda p: p + 0.05 * jax.random.normal(jax.random.PRNGKey(2), p.shape), params
@@ -46,12 +46,12 @@ def _compare(ref, fast, x):
         return lambda p, x: jnp.sum(jnp.sin(module.apply({"params": p}, x)))
 
     np.testing.assert_allclose(
-        ref.apply({"params": params}, x), fast.apply({"params": params}, x), atol=2e-5
+        ref.apply({"params": params}, x), fast.apply({"params": params}, x), atol=atol
     )
     g_ref = jax.grad(loss(ref), argnums=(0, 1))(params, x)
     g_fast = jax.grad(loss(fast), argnums=(0, 1))(params, x)
     for a, b in zip(jax.tree.leaves(g_ref), jax.tree.leaves(g_fast), strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(a, b, rtol=grad_tol, atol=grad_tol)
 
 
 class _ConvThenPool(nn.Module):
@@ -60,11 +60,15 @@ class _ConvThenPool(nn.Module):
     features: int
     kernel_size: tuple[int, int]
     phases: bool = False
+    matmul_dtype: jnp.dtype | None = None
 
     @nn.compact
     def __call__(self, x):
         if self.phases:
-            return models.PhaseConvPool(self.features, self.kernel_size, name="conv")(x)
+            layer = models.PhaseConvPool(
+                self.features, self.kernel_size, matmul_dtype=self.matmul_dtype, name="conv"
+            )
+            return layer(x)
         y = nn.Conv(self.features, self.kernel_size, padding="VALID", name="conv")(x)
         return nn.max_pool(y, (2, 2), strides=(2, 2))
 
@@ -105,6 +109,42 @@ def test_scatter_conv_transpose_equals_flax(shape, kernel, strides, features):
     _compare(ref, models.ScatterConvTranspose(features, kernel, strides), x)
 
 
+def test_bfloat16_matmuls_agree_with_the_float32_layers_to_bfloat16_precision():
+    """``matmul_dtype=bfloat16`` rounds the matmul operands (sums stay float32): values and
+    gradients within bfloat16's precision of flax's float32 layers, and not equal to
+    them, so the option is really in effect."""
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, 12, 12, 3))
+    bf16 = _ConvThenPool(7, (5, 5), phases=True, matmul_dtype=jnp.bfloat16)
+    _compare(_ConvThenPool(7, (5, 5)), bf16, x, atol=0.05, grad_tol=0.05)
+    params = _ConvThenPool(7, (5, 5)).init(jax.random.PRNGKey(1), x)["params"]
+    exact = _ConvThenPool(7, (5, 5), phases=True).apply({"params": params}, x)
+    rounded = bf16.apply({"params": params}, x)
+    assert rounded.dtype == jnp.float32 and 1e-4 < float(jnp.abs(rounded - exact).max()) < 0.05
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, 4, 4, 5))
+    ref = nn.ConvTranspose(6, (6, 6), (2, 2), padding="VALID")
+    fast = models.ScatterConvTranspose(6, (6, 6), (2, 2), matmul_dtype=jnp.bfloat16)
+    _compare(ref, fast, x, atol=0.05, grad_tol=0.05)
+
+
+def test_bfloat16_matmuls_only_in_training_steps():
+    """Evaluation sees the model as `read` and `evaluate` apply it: in float32."""
+    x = jax.random.uniform(jax.random.PRNGKey(0), (4, 28, 28, 1))
+    for cls in (models.DAE, models.Classifier):
+        exact = cls(conv_impl="unfold")
+        rounded = cls(conv_impl="unfold", matmul_dtype=jnp.bfloat16)
+        params = _init(exact, x)
+        ref = exact.apply({"params": params}, x)
+        np.testing.assert_array_equal(rounded.apply({"params": params}, x), ref)
+        trained = rounded.apply({"params": params}, x, train=True)
+        assert 0 < float(jnp.abs(trained - ref).max()) < 0.05
+
+
+@pytest.mark.parametrize("shape", [(6, 36), (5, 576), (4, 3), (3, 1)])
+def test_transpose_for_the_backward_matmuls_is_the_transpose(shape):
+    x = jax.random.normal(jax.random.PRNGKey(0), shape)
+    np.testing.assert_array_equal(jax.jit(models._transpose)(x), x.T)
+
+
 def test_whole_models_agree_across_conv_impls():
     x = jax.random.uniform(jax.random.PRNGKey(0), (4, 28, 28, 1))
     for cls in (models.DAE, models.Classifier):
@@ -121,6 +161,17 @@ def test_resolve_conv_impl():
     assert models.resolve_conv_impl("unfold", training=False) == "unfold"
     with pytest.raises(ValueError, match="conv_impl"):
         models.resolve_conv_impl("cudnn")
+
+
+def test_resolve_matmul_dtype(monkeypatch):
+    assert models.resolve_matmul_dtype("float32") is None
+    assert models.resolve_matmul_dtype("bfloat16") == jnp.bfloat16
+    for amx in (True, False):
+        monkeypatch.setattr(models, "cpu_has_amx", lambda amx=amx: amx)
+        on_amx_cpu = amx and jax.default_backend() == "cpu"
+        assert models.resolve_matmul_dtype("auto") == (jnp.bfloat16 if on_amx_cpu else None)
+    with pytest.raises(ValueError, match="matmul_dtype"):
+        models.resolve_matmul_dtype("float16")
 
 
 def test_max_pool2_equals_flax_max_pool_with_gradients():

@@ -163,9 +163,16 @@ def test_holdout_fits_a_temperature_saved_with_the_checkpoint(tiny_config, blob_
         train.train_and_evaluate(tiny_config, tmp_path / "x", train=train_split, test=test_split)
 
 
-def test_bfloat16_compute_keeps_float32_parameters(tiny_config, blob_splits, tmp_path):
+@pytest.mark.parametrize("key", ["compute_dtype", "matmul_dtype"])
+def test_bfloat16_compute_keeps_float32_parameters(key, tiny_config, blob_splits, tmp_path):
     train_split, test_split = blob_splits
-    tiny_config.compute_dtype = "bfloat16"
+    tiny_config.matmul_dtype = "float32"
+    tiny_config[key] = "bfloat16"
+    model = train.create_model(tiny_config)
+    assert (model.dtype, model.matmul_dtype) == {
+        "compute_dtype": (jnp.bfloat16, None),
+        "matmul_dtype": (None, jnp.bfloat16),
+    }[key]
     last = train.train_and_evaluate(tiny_config, tmp_path, train=train_split, test=test_split)
     assert last["test_accuracy"] > 0.5
     from digits_jax.checkpoints import Checkpoints
