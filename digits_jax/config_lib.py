@@ -70,10 +70,12 @@ def base_config() -> ml_collections.ConfigDict:
     config.pair_detector_examples = 6000
     # Execution.
     config.compute_dtype = "float32"  # "bfloat16": mixed precision (parameters stay float32)
-    # "bfloat16": the unfold layers' matmuls take bfloat16 operands (float32 sums), all
-    # else stays float32: 1.3-1.5x faster training on CPUs with AMX, accuracy unchanged
-    # (docs/benchmarks.md). "auto": bfloat16 on such CPUs, float32 elsewhere.
-    config.matmul_dtype = "auto"
+    # "bfloat16": in training steps the unfold layers' matmuls take bfloat16 operands
+    # (float32 sums), all else stays float32: 1.3-1.5x faster on CPUs with AMX, MNIST
+    # accuracy unchanged (docs/benchmarks.md, "Matmuls in bfloat16"). "auto": bfloat16 on
+    # such CPUs, float32 elsewhere. float32 by default: the model `make demo` trains is
+    # then the same on every machine, and `read`'s decision rules were fitted on it.
+    config.matmul_dtype = "float32"
     config.data_parallel = True  # shard batches over all devices (and hosts) when several
     # On the CPU, the command line splits it into this many devices, each training its
     # share of the batch on its own core (0: one per core, at most batch_size / 16,

@@ -13,10 +13,11 @@ from digits_jax import export, parallel
 from digits_jax.errors import DigitsJaxError
 
 ROOT = Path(__file__).resolve().parent.parent
-# Float32 matmuls in the runs compared here: with bfloat16 operands (matmul_dtype "auto"
-# on CPUs with AMX), a value the other summation order moves by one float32 ulp can round
-# to the other bfloat16 neighbour, and two correct runs drift apart by more than the
-# float tolerance these tests hold the partitioning to (conv1's bias: 6.5 times it, seen).
+# Float32 matmuls in the runs compared here, whatever the default: with bfloat16 operands
+# (matmul_dtype "bfloat16", or "auto" on CPUs with AMX), a value the other summation order
+# moves by one float32 ulp can round to the other bfloat16 neighbour, and two correct runs
+# drift apart by more than the float tolerance these tests hold the partitioning to
+# (conv1's bias: 6.5 times it, seen).
 FLOAT32 = ["--config.matmul_dtype", "float32"]
 TRAIN_TINY = [
     sys.executable,
