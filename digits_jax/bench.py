@@ -109,11 +109,14 @@ def _plain_overrides() -> list[str]:
     return [f"{k}={base[k]}" for k in keys if k in base]
 
 
-def _config(model: str, batch: int, conv_impl: str, plain: bool, matmul_dtype: str = "auto") -> Any:
+def _config(
+    model: str, batch: int, conv_impl: str, plain: bool, matmul_dtype: str | None = None
+) -> Any:
     """The model's default config; ``plain`` turns the extras off to match the reference."""
     path = config_lib.default_config_path("dae" if model == "dae" else "classifier")
     overrides = [f"batch_size={batch}", f"conv_impl={conv_impl}", "progress=false"]
-    overrides.append(f"matmul_dtype={matmul_dtype}")
+    if matmul_dtype is not None:  # None: the config's own
+        overrides.append(f"matmul_dtype={matmul_dtype}")
     return config_lib.get_config(path, overrides + (_plain_overrides() if plain else []))
 
 
@@ -164,7 +167,7 @@ def time_training(
     seconds: float,
     steps_per_call: int = 20,
     plain: bool = True,
-    matmul_dtype: str = "auto",
+    matmul_dtype: str | None = None,
 ) -> dict[str, Any]:
     """Images per second of real train steps run by ``training_loop._train_chunk``.
 
@@ -196,7 +199,7 @@ def time_training(
     return {
         "model": model,
         "conv_impl": conv_impl,
-        "matmul_dtype": matmul_dtype_name(matmul_dtype),
+        "matmul_dtype": matmul_dtype_name(config.matmul_dtype),
         "batch": batch,
         "devices": 1 if mesh is None else mesh.size,
         "steps_per_call": steps,
@@ -401,7 +404,8 @@ def run_benchmarks(
                 log(f"torch {model:10s}        batch {batch:4d}: {ips:9.0f}/s")
     epochs = []
     for model in model_names if epoch else []:
-        auto, auto_matmul = nets.resolve_conv_impl("auto"), matmul_dtype_name("auto")
+        auto = nets.resolve_conv_impl("auto")
+        default_matmul = matmul_dtype_name(_config(model, 8, auto, False).matmul_dtype)
         plain_is_default = _config(model, 8, auto, False) == _config(model, 8, auto, True)
         row = next(  # the default config was already timed: reuse it, no second compile
             (
@@ -410,7 +414,7 @@ def run_benchmarks(
                 if plain_is_default
                 and (r["model"], r["batch"], nets.resolve_conv_impl(r["conv_impl"]))
                 == (model, epoch_batch, auto)
-                and _matmul_dtype(r) == auto_matmul
+                and _matmul_dtype(r) == default_matmul
             ),
             None,
         ) or time_training(model, epoch_batch, "auto", split, seconds, steps_per_call, False)
@@ -421,7 +425,7 @@ def run_benchmarks(
                 "config": f"configs/{'dae' if model == 'dae' else 'classifier'}.py",
                 "batch": epoch_batch,
                 "conv_impl": auto,
-                "matmul_dtype": auto_matmul,
+                "matmul_dtype": default_matmul,
                 "examples": steps * epoch_batch,
                 "images_per_s": row["images_per_s"],
                 "epoch_s": round(steps * epoch_batch / row["images_per_s"], 2),

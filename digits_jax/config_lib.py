@@ -73,8 +73,8 @@ def base_config() -> ml_collections.ConfigDict:
     # "bfloat16": in training steps the unfold layers' matmuls take bfloat16 operands
     # (float32 sums), all else stays float32: 1.3-1.5x faster on CPUs with AMX, MNIST
     # accuracy unchanged (docs/benchmarks.md, "Matmuls in bfloat16"). "auto": bfloat16 on
-    # such CPUs, float32 elsewhere. float32 by default: the model `make demo` trains is
-    # then the same on every machine, and `read`'s decision rules were fitted on it.
+    # such CPUs, float32 elsewhere. float32 by default: `read`'s decision rules were
+    # fitted on the float32 model `make demo` trains.
     config.matmul_dtype = "float32"
     config.data_parallel = True  # shard batches over all devices (and hosts) when several
     # On the CPU, the command line splits it into this many devices, each training its

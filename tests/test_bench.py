@@ -88,6 +88,11 @@ def test_dae_training_row_is_real():
     row = bench.time_training("dae", 8, "unfold", bench.random_split(64), 0.01, 2)
     assert (row["model"], row["batch"], row["steps_per_call"]) == ("dae", 8, 2)
     assert row["devices"] == jax.device_count()
+    assert row["matmul_dtype"] == "float32"  # the config's default
+    _sane_training_row(row)
+    split = bench.random_split(64)
+    row = bench.time_training("dae", 8, "unfold", split, 0.01, 2, matmul_dtype="bfloat16")
+    assert row["matmul_dtype"] == "bfloat16"
     _sane_training_row(row)
 
 
@@ -113,8 +118,9 @@ def no_timing(monkeypatch):
     calls: list[tuple] = []
 
     def fake_training(model, batch, conv_impl, split, seconds, steps_per_call=20, plain=True, **kw):
-        matmul_dtype = bench.matmul_dtype_name(kw.get("matmul_dtype", "auto"))
-        calls.append((model, batch, conv_impl, plain, matmul_dtype))
+        calls.append((model, batch, conv_impl, plain, kw.get("matmul_dtype")))
+        # None: the config's own, float32 by default.
+        matmul_dtype = bench.matmul_dtype_name(kw.get("matmul_dtype") or "float32")
         speed = 2 if matmul_dtype == "bfloat16" else 1
         return {
             "model": model,
@@ -130,8 +136,6 @@ def no_timing(monkeypatch):
     def fake_numpy_inference(batch, seconds):
         return {"backend": "numpy", "conv_impl": None, "batch": batch, "images_per_s": 1.0}
 
-    # "auto" as on a CPU without AMX, so that the rows reused do not depend on the machine.
-    monkeypatch.setattr(bench, "matmul_dtype_name", lambda name: name.replace("auto", "float32"))
     monkeypatch.setattr(bench, "time_training", fake_training)
     monkeypatch.setattr(bench, "time_inference", fake_inference)
     monkeypatch.setattr(bench, "time_numpy_inference", fake_numpy_inference)
@@ -149,7 +153,7 @@ def test_epoch_rows_use_the_default_configs(no_timing):
     assert no_timing == [
         ("classifier", 8, "unfold", True, "float32"),
         ("dae", 8, "unfold", True, "float32"),
-        ("classifier", 8, "auto", False, "float32"),
+        ("classifier", 8, "auto", False, None),
     ]
     assert "time per epoch" in bench.format_table(r)
 
