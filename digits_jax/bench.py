@@ -405,8 +405,9 @@ def run_benchmarks(
     epochs = []
     for model in model_names if epoch else []:
         auto = nets.resolve_conv_impl("auto")
-        default_matmul = matmul_dtype_name(_config(model, 8, auto, False).matmul_dtype)
-        plain_is_default = _config(model, 8, auto, False) == _config(model, 8, auto, True)
+        default = _config(model, 8, auto, False)
+        default_matmul = matmul_dtype_name(default.matmul_dtype)
+        plain_is_default = default == _config(model, 8, auto, True)
         row = next(  # the default config was already timed: reuse it, no second compile
             (
                 r

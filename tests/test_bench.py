@@ -85,12 +85,12 @@ def test_read_timing_runs_the_real_command(tmp_path):
 
 
 def test_dae_training_row_is_real():
-    row = bench.time_training("dae", 8, "unfold", bench.random_split(64), 0.01, 2)
+    split = bench.random_split(64)
+    row = bench.time_training("dae", 8, "unfold", split, 0.01, 2)
     assert (row["model"], row["batch"], row["steps_per_call"]) == ("dae", 8, 2)
     assert row["devices"] == jax.device_count()
     assert row["matmul_dtype"] == "float32"  # the config's default
     _sane_training_row(row)
-    split = bench.random_split(64)
     row = bench.time_training("dae", 8, "unfold", split, 0.01, 2, matmul_dtype="bfloat16")
     assert row["matmul_dtype"] == "bfloat16"
     _sane_training_row(row)

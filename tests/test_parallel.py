@@ -18,7 +18,6 @@ ROOT = Path(__file__).resolve().parent.parent
 # moves by one float32 ulp can round to the other bfloat16 neighbour, and two correct runs
 # drift apart by more than the float tolerance these tests hold the partitioning to
 # (conv1's bias: 6.5 times it, seen).
-FLOAT32 = ["--config.matmul_dtype", "float32"]
 TRAIN_TINY = [
     sys.executable,
     "-m",
@@ -26,7 +25,8 @@ TRAIN_TINY = [
     "train",
     "--config",
     str(ROOT / "configs/tiny.py"),
-    *FLOAT32,
+    "--config.matmul_dtype",
+    "float32",
 ]
 
 
