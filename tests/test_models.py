@@ -95,6 +95,16 @@ def test_phase_conv_pool_refuses_even_kernels_and_odd_inputs():
             module.init(jax.random.PRNGKey(0), jnp.zeros((1, size, size, 1)))
 
 
+def test_phase_conv_pool_folds_its_input_once_for_the_nine_slices():
+    # The nine patch slices must copy from one folded buffer (a conditional on the CPU),
+    # not each fold the input again.
+    module = models.PhaseConvPool(8, (5, 5))
+    x = jnp.tanh(jax.random.normal(jax.random.PRNGKey(0), (4, 12, 12, 3)))
+    params = module.init(jax.random.PRNGKey(1), x)
+    compiled = jax.jit(module.apply).lower(params, x).compile().as_text()
+    assert "conditional" in compiled
+
+
 @pytest.mark.parametrize(
     "shape, kernel, strides, features",
     [
