@@ -119,7 +119,8 @@ def materialize(x: jax.Array, flag: jax.Array) -> jax.Array:
 
     XLA's CPU fusion recomputes a cheap elementwise producer inside each consumer,
     and :class:`PhaseConvPool` reads its input nine times (one slice per cell): the
-    DAE's Gaussian noise was drawn nine times per pixel, a sixth of its step. The
+    DAE's Gaussian noise was drawn nine times per pixel, a sixth of its step, and the
+    fold into cells ran nine times too (now materialised there as well). The
     operand of a conditional is always materialised (``optimization_barrier`` does
     not stop that fusion on the CPU); both branches return ``x`` (they differ, by
     ``+ 0.0``, only so that XLA cannot fold the conditional away). ``flag`` is any

@@ -33,8 +33,9 @@ def create_model(config: ml_collections.ConfigDict) -> models.DAE:
 def add_noise(images: jax.Array, rng: jax.Array, sigma: float) -> jax.Array:
     """The denoising corruption: Gaussian noise, clipped back to [0, 1].
 
-    Materialised, so that the encoder's unfolded convolution does not draw it once
-    per slice (:func:`models.materialize`).
+    Materialised (:func:`models.materialize`), so that the encoder's unfolded
+    convolution does not draw it once per slice; drawn inside the fold that
+    :class:`models.PhaseConvPool` now materialises itself, the step ran 7% slower.
     """
     noisy = jnp.clip(images + sigma * jax.random.normal(rng, images.shape), 0.0, 1.0)
     return models.materialize(noisy, jax.random.key_data(rng).ravel()[0] == 0)
