@@ -74,18 +74,49 @@ class _ConvThenPool(nn.Module):
 
 
 @pytest.mark.parametrize(
-    "shape, kernel", [((2, 12, 12, 3), (5, 5)), ((1, 10, 14, 2), (3, 5)), ((2, 28, 28, 1), (5, 5))]
+    "shape, kernel",
+    [
+        ((2, 12, 12, 3), (5, 5)),  # Winograd's path (float32 on the CPU)
+        ((1, 10, 14, 2), (3, 5)),  # the phase form's
+        ((2, 28, 28, 1), (5, 5)),  # the phase form's: one input channel
+        ((2, 10, 10, 3), (5, 5)),  # the phase form's: 10 is not a multiple of 4
+    ],
 )
 def test_phase_conv_pool_equals_flax_conv_and_max_pool(shape, kernel):
     x = jax.random.normal(jax.random.PRNGKey(0), shape)
     _compare(_ConvThenPool(7, kernel), _ConvThenPool(7, kernel, phases=True), x)
 
 
+def test_phase_conv_pool_takes_winograd_for_the_encoders_second_layer_in_float32():
+    layer = models.PhaseConvPool(32, (5, 5))
+    kernel = jnp.zeros((5, 5, 16, 32))
+    assert layer._winograd(jnp.zeros((2, 12, 12, 16)), kernel)
+    assert not layer._winograd(jnp.zeros((2, 12, 12, 16), jnp.bfloat16), kernel)
+    bf16 = models.PhaseConvPool(32, (5, 5), matmul_dtype=jnp.bfloat16)
+    assert not bf16._winograd(jnp.zeros((2, 12, 12, 16)), kernel)
+    assert not layer._winograd(jnp.zeros((2, 28, 28, 1)), jnp.zeros((5, 5, 1, 16)))
+
+
 def test_phase_conv_pool_gradient_with_ties_goes_where_max_pool_sends_it():
     # Blank paper: all four outputs of a window are equal (ties), as on MNIST's
     # black background; the gradient must still match reduce_window's.
-    x = jnp.zeros((2, 12, 12, 3)).at[:, 2:7, 3:9].set(1.0)
+    x = jnp.zeros((2, 14, 14, 3)).at[:, 2:7, 3:9].set(1.0)
     _compare(_ConvThenPool(4, (5, 5)), _ConvThenPool(4, (5, 5), phases=True), x)
+
+
+def test_winograd_path_with_ties_gives_the_parameters_max_pools_gradient():
+    # Winograd's sums round differently at the four positions of a window, so an exact
+    # tie goes to whichever rounds highest; but tied positions read the same patch of
+    # a constant region, so the parameters' gradient is the same.
+    x = jnp.full((2, 12, 12, 3), 0.3).at[:, 2:7, 3:9].set(1.0)
+    ref, fast = _ConvThenPool(4, (5, 5)), _ConvThenPool(4, (5, 5), phases=True)
+    params = ref.init(jax.random.PRNGKey(1), x)["params"]
+    grads = [
+        jax.grad(lambda p, m=m: jnp.sum(jnp.sin(m.apply({"params": p}, x))))(params)
+        for m in (ref, fast)
+    ]
+    for a, b in zip(*map(jax.tree.leaves, grads), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
 def test_phase_conv_pool_refuses_even_kernels_and_odd_inputs():
@@ -95,11 +126,12 @@ def test_phase_conv_pool_refuses_even_kernels_and_odd_inputs():
             module.init(jax.random.PRNGKey(0), jnp.zeros((1, size, size, 1)))
 
 
-def test_phase_conv_pool_folds_its_input_once_for_the_nine_slices():
-    # The nine patch slices must copy from one folded buffer (a conditional on the CPU),
-    # not each fold the input again.
+@pytest.mark.parametrize("shape", [(4, 12, 12, 3), (4, 14, 14, 3)])
+def test_phase_conv_pool_folds_its_input_once_for_its_slices(shape):
+    # The patch slices (nine cells in the phase form, four in Winograd's) must copy
+    # from one folded buffer (a conditional on the CPU), not each fold the input again.
     module = models.PhaseConvPool(8, (5, 5))
-    x = jnp.tanh(jax.random.normal(jax.random.PRNGKey(0), (4, 12, 12, 3)))
+    x = jnp.tanh(jax.random.normal(jax.random.PRNGKey(0), shape))
     params = module.init(jax.random.PRNGKey(1), x)
     compiled = jax.jit(module.apply).lower(params, x).compile().as_text()
     assert "conditional" in compiled

@@ -61,6 +61,18 @@ for name, dp in (("single", False), ("sharded", True)):
     last = train.train_and_evaluate(config, sys.argv[1] + "/" + name, train=tr, test=te)
     out[name] = last
     out[name + "_mesh"] = 0 if parallel.data_mesh(dp) is None else parallel.data_mesh(dp).size
+import jax.numpy as jnp
+from digits_jax import models
+images, labels = _blob_digits(32, 0)
+x = jnp.asarray(images, jnp.float32)[..., None] / 255
+model = models.Classifier(conv_impl="unfold")
+params = model.init(jax.random.PRNGKey(1), x)
+def loss(p, x):
+    return -jnp.mean(jax.nn.log_softmax(model.apply(p, x, train=True))[jnp.arange(32), labels])
+grad = jax.jit(jax.grad(loss))
+sharded_x = jax.device_put(x, parallel.batch_sharding(parallel.data_mesh(True)))
+pairs = zip(jax.tree.leaves(grad(params, x)), jax.tree.leaves(grad(params, sharded_x)))
+out["grad_diff"] = max(float(jnp.abs(a - b).max() / jnp.abs(a).max()) for a, b in pairs)
 from digits_jax import bench
 out["bench_devices"] = [
     bench.time_training("classifier", b, "unfold", bench.random_split(64), 0.01, 2)["devices"]
@@ -77,8 +89,13 @@ def test_sharded_training_matches_single_device(tmp_path):
     assert out["single_mesh"] == 0 and out["sharded_mesh"] == 8
     assert "data parallel over 8 devices" in result.stderr
     assert out["bench_devices"] == [8, 1]  # the bench shards a batch the devices divide
+    # One step's gradient: the partitioned step computes what one device does, to
+    # float32 rounding (Winograd's conv2 sums in another order: a few 1e-6 of the scale).
+    assert out["grad_diff"] < 2e-5
+    # Two epochs of Adam: Adam's normalised steps turn rounding into steps of the
+    # learning rate, so two correct runs drift (3e-4 in the training loss, seen).
     for key in ("train_loss", "test_loss", "test_accuracy", "temperature"):
-        assert out["sharded"][key] == pytest.approx(out["single"][key], rel=1e-4, abs=1e-5), key
+        assert out["sharded"][key] == pytest.approx(out["single"][key], rel=1e-3, abs=1e-5), key
 
 
 def test_cpu_device_count_is_one_per_core_within_the_batch():
