@@ -24,7 +24,8 @@ convolution is faster on the CPU at large batches and within 7% on the H200.
 
 ``matmul_dtype=bfloat16`` (:func:`resolve_matmul_dtype`) rounds the ``unfold`` layers'
 matmul operands to bfloat16 in training steps, products summed in float32: on CPUs
-with AMX the steps run 1.2-1.5x faster.
+with AMX the steps ran 1.2-1.5x faster than float32's phase form, 1.0-1.1x faster than
+its Winograd path.
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ def resolve_matmul_dtype(name: str) -> jnp.dtype | None:
     """The unfold layers' matmul operand dtype a config names (None: the activations').
 
     ``"auto"`` is bfloat16 for training on CPUs with AMX, where it runs about 4x
-    float32's rate and trains 1.2-1.5x faster with the same accuracy
+    float32's rate and trains with the same accuracy 1.0-1.1x as fast as float32's
+    Winograd path (1.2-1.5x float32's phase form)
     (docs/benchmarks.md, "Matmuls in bfloat16"), and float32 elsewhere (GPUs already
     use TF32 for float32 matmuls; other CPUs have not been measured).
     """
