@@ -227,14 +227,8 @@ def _matmul_max4_fwd(patches, kernel, dtype):
 
 def _matmul_max4_bwd(dtype, residuals, grad):
     patches, kernel, phases, pooled = residuals
-    # Each pooled gradient goes to the first phase holding the maximum, in window
-    # order, as reduce_window's max-pool gradient does.
-    taken = jnp.zeros(pooled.shape, bool)
-    winners = []
-    for p in range(4):
-        wins = (phases[:, p] == pooled) & ~taken
-        taken = taken | wins
-        winners.append(wins)
+    # Each pooled gradient goes to the first phase holding the maximum, in window order.
+    winners = winograd.first_winners([phases[:, p] for p in range(4)], pooled)
     grad4 = jnp.where(jnp.stack(winners, 1), grad[:, None], 0).reshape(patches.shape[0], -1)
     return _matmul_grads(patches, kernel, grad4, dtype)
 

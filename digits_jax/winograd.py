@@ -17,6 +17,7 @@ interchangeable with every other implementation.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cache
 
 import jax
@@ -154,17 +155,22 @@ def _max4_fwd(y):
     return pooled, (y, pooled)
 
 
-def _max4_bwd(residuals, grad):
-    # Each gradient goes to the first of the four holding the maximum, in window
-    # order, as reduce_window's max-pool gradient does.
-    y, pooled = residuals
+def first_winners(parts: Sequence[jax.Array], pooled: jax.Array) -> list[jax.Array]:
+    """Where each of ``parts`` is the first, in order, to hold ``pooled``, their maximum:
+    where a max pool's gradient goes, as ``reduce_window``'s does (also the phase
+    form's, :class:`digits_jax.models.PhaseConvPool`)."""
     taken = jnp.zeros(pooled.shape, bool)
-    grads = []
-    for part in y:
+    winners = []
+    for part in parts:
         wins = (part == pooled) & ~taken
         taken = taken | wins
-        grads.append(jnp.where(wins, grad, 0))
-    return (jnp.stack(grads),)
+        winners.append(wins)
+    return winners
+
+
+def _max4_bwd(residuals, grad):
+    y, pooled = residuals
+    return (jnp.stack([jnp.where(wins, grad, 0) for wins in first_winners(y, pooled)]),)
 
 
 max4.defvjp(_max4_fwd, _max4_bwd)
