@@ -292,8 +292,8 @@ class PhaseConvPool(nn.Module):
         """Whether to take :mod:`digits_jax.winograd`'s path: float32 on the CPU, where
         it was measured (1.3-1.45x faster steps), for the shapes it tiles.
 
-        Not for bfloat16 matmuls: their transformed operands lose too much, and their
-        small batched matmuls measured 11% slower than the phase form's one.
+        Not for bfloat16 matmuls: there its small batched matmuls measured 11% slower
+        than the phase form's one (and would round the transformed values too).
         """
         float32 = x.dtype == jnp.float32 and self.matmul_dtype in (None, jnp.float32)
         cpu = jax.default_backend() == "cpu"
