@@ -62,6 +62,10 @@ _SPLIT_ASPECT = 1.15
 _SPLIT_WIDTH = 1.6
 # Marks beyond the page's edge are kept when they line up into a row this long.
 _DESK_ROW = 3
+# A solid part at most this many typical digit heights across is a filled-in digit.
+_SOLID_DIGIT = 1.2
+# A blob taller than this many of the page's typical digit heights does not set its line's.
+_TALL_BLOB = 2.0
 _RULE_ANGLES_DEG = (-6.0, -4.0, -2.0, 0.0, 2.0, 4.0, 6.0)
 
 
@@ -398,13 +402,17 @@ def _faint_digits(
     photo's border, drawn with a pen near the page's, their strokes (90th percentile of
     their ink) clearly above the grow level."""
     out = np.zeros(labels.shape, bool)
-    typical = _typical_height_of(stats[strong], labels.shape)
+    # The page's digits, not the desk beyond its edges (cut by the frame), set the
+    # height and the pen: with the desk counted, the height was often unknown (page-sized
+    # parts holding most of the ink) and the pen far too broad.
+    inside = ~_touches_frame(stats, labels.shape)
+    digits = strong & inside
+    typical = _typical_height_of(stats[digits], labels.shape)
     if typical is None:
         return out
     x, y, w, h = (stats[:, i] for i in range(4))
     lo, hi = _FAINT_HEIGHT
-    ok = ~strong & (h >= lo * typical) & (h <= hi * typical) & (w <= 2 * typical)
-    ok &= ~_touches_frame(stats, labels.shape)
+    ok = ~strong & (h >= lo * typical) & (h <= hi * typical) & (w <= 2 * typical) & inside
     ok[0] = False
     pen = None
     for i in np.flatnonzero(ok):
@@ -413,7 +421,7 @@ def _faint_digits(
         if np.percentile(ink8[box][part], 90) < _FAINT_PEAK * grow:
             continue
         if pen is None:
-            pen = max(stroke_width(strong[labels]), 1e-6)
+            pen = max(stroke_width(digits[labels]), 1e-6)
         if _FAINT_PEN[0] <= stroke_width(part) / pen <= _FAINT_PEN[1]:
             out[box] |= part
     return out
@@ -473,7 +481,10 @@ def _rule_masks(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     f = 2 if max(h, w) > 800 else 1  # detect at half resolution: cheap and tilt-tolerant
     small = mask.astype(np.uint8)
     if f > 1:
-        small = cv2.resize(small, (w // f, h // f), interpolation=cv2.INTER_AREA)
+        # A pixel of the small mask is ink where any pixel of its block is: averaged as
+        # uint8, a block half covered (a thin line straddling two block rows) rounds to 0
+        # and the line breaks into dashes too short to be found.
+        small = cv2.resize(small * np.float32(1), (w // f, h // f), interpolation=cv2.INTER_AREA)
         small = (small > 0).astype(np.uint8)
     sh, sw = small.shape
     found = (
@@ -570,8 +581,10 @@ def _typical_height_of(stats: np.ndarray, shape: tuple[int, ...]) -> float | Non
     return float(h[order][np.searchsorted(cum, cum[-1] / 2)])
 
 
-def _blobs(mask: np.ndarray) -> tuple[list[_Blob], float]:
-    """Plausible digit parts (and the typical digit height), noise and page edges dropped."""
+def _blobs(mask: np.ndarray, desk: np.ndarray | None = None) -> tuple[list[_Blob], float]:
+    """Plausible digit parts (and the typical digit height), noise and page edges dropped.
+    ``desk`` (``page_region.desk_mask``) marks the desk around the page, whose marks do
+    not set the typical height."""
     H, W = mask.shape
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     x, y, w, h, area = (stats[:, i] for i in range(5))
@@ -586,11 +599,16 @@ def _blobs(mask: np.ndarray) -> tuple[list[_Blob], float]:
     idx = np.flatnonzero(keep)
     if idx.size == 0:
         return [], 0.0
-    # The typical height comes from components inside the frame when there are any: the
-    # page's edge against the desk is a long strip touching the border and holds much ink.
-    inside = np.flatnonzero(keep & ~border)
-    if inside.size:
-        idx = inside
+    # The typical height comes from components inside the frame and on the page when
+    # there are any: the page's edge against the desk is a long strip touching the
+    # border and holds much ink, and a mark on the desk may outweigh a few small digits.
+    off = np.zeros(n, bool)
+    if desk is not None:
+        off = desk[np.minimum(y + h // 2, H - 1), np.minimum(x + w // 2, W - 1)].astype(bool)
+    for candidates in (keep & ~border & ~off, keep & ~border):
+        if candidates.any():
+            idx = np.flatnonzero(candidates)
+            break
     hh, aa = h[idx].astype(np.float64), area[idx].astype(np.float64)
     order = np.argsort(hh)
     cum = np.cumsum(aa[order])
@@ -680,6 +698,23 @@ def _merge_fragments(line: list[_Blob], height: float) -> list[_Blob]:
                     merged = True
                     break
             if merged:
+                break
+    return blobs
+
+
+def _absorb_specks(blobs: list[_Blob], specks: list[_Blob], height: float) -> list[_Blob]:
+    """Join a speck to the piece of a digit above or below it, when that piece is too
+    short to be a whole digit and the two span no more than the line's digit height
+    (a 6's stem apart from its loop, where the pen skipped). Other specks are dropped."""
+    blobs = list(blobs)
+    for s in sorted(specks, key=lambda b: b.w * b.h, reverse=True):
+        for i, b in enumerate(blobs):
+            overlap = min(s.x + s.w, b.x + b.w) - max(s.x, b.x)
+            if b.h >= 0.75 * height or overlap < 0.8 * s.w:
+                continue
+            u = _union(b, s)
+            if u.h <= 1.1 * height and u.w <= 1.2 * height:
+                blobs[i] = u
                 break
     return blobs
 
@@ -953,12 +988,22 @@ def _sides(blob: _Blob, ys: np.ndarray, xs: np.ndarray, left: np.ndarray) -> lis
     return pieces
 
 
-def _line_digits(line: list[_Blob], page_width: float, ink8: np.ndarray) -> list[_Blob]:
+def _line_digits(
+    line: list[_Blob], page_width: float, page_height: float, ink8: np.ndarray
+) -> list[_Blob]:
     """Merge fragments, split touching digits and drop non-digits within one line."""
     heights = np.array([b.h for b in line], np.float64)
-    height = float(np.median(heights[heights >= 0.5 * heights.max()]))
-    # Specks would otherwise be merged into a neighbouring digit and distort its crop.
+    # The line's tallest digits set its height, but not a blob far taller than the page's
+    # digits (one joined to a shadow's edge): beside it the digits would look like pieces.
+    usual = heights[heights <= _TALL_BLOB * page_height]
+    if usual.size == 0:
+        usual = heights
+    height = float(np.median(usual[usual >= 0.5 * usual.max()]))
+    # Specks would otherwise be merged into a neighbouring digit and distort its crop,
+    # but for the pieces of a digit broken by pen skips (``_absorb_specks``).
+    specks = [b for b in line if max(b.w, b.h) < 0.3 * height]
     blobs = _merge_fragments([b for b in line if max(b.w, b.h) >= 0.3 * height], height)
+    blobs = _absorb_specks(blobs, specks, height)
     wides = [b.w for b in blobs if b.w > 0.4 * b.h and b.w < 1.1 * b.h]
     width = float(np.median(wides)) if wides else 0.0
     width = max(width, 0.55 * height, page_width)
@@ -1020,11 +1065,23 @@ def _drop_solid(mask: np.ndarray) -> np.ndarray:
     Where a disk four pen widths across fits inside the ink, it is no stroke; such a
     patch would otherwise join the digits it touches into one blob. The pen is measured
     on the ink clear of the frame: the desk around a page, cut by the frame, is wide
-    enough to make a disk the size of a shadow's corner look like a stroke."""
-    pen = stroke_width(_inside_frame(mask))
+    enough to make a disk the size of a shadow's corner look like a stroke.
+
+    A part no bigger than a digit, clear of the frame, is kept whole: a digit written
+    with a broad pen whose loops filled in (a 6, a 9) is solid too, but joins nothing."""
+    inside = _inside_frame(mask)
+    pen = stroke_width(inside)
     if pen < 1.0:
         return mask
-    return mask & (_near_broad(mask, _odd(4.0 * pen)) == 0)  # with the patch's ragged rim
+    broad = _near_broad(mask, _odd(4.0 * pen)) > 0  # with the patch's ragged rim
+    typical = _typical_height(inside)
+    if typical is not None:
+        _, labels, stats, _ = cv2.connectedComponentsWithStats(inside.astype(np.uint8), 8)
+        w, h = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
+        digit_sized = (w <= _SOLID_DIGIT * typical) & (h <= _SOLID_DIGIT * typical)
+        digit_sized[0] = False
+        broad &= ~digit_sized[labels]
+    return mask & ~broad
 
 
 def _inside_frame(mask: np.ndarray) -> np.ndarray:
@@ -1067,8 +1124,9 @@ def _segment(image: np.ndarray, light_ink: bool | None = None) -> list[list[_Blo
         return []
     mask = strong[labels] | _faint_digits(labels, stats, strong, ink8, grow)
     mask = _drop_solid(mask)
-    blobs, typical = _blobs(mask)
-    blobs = _on_page(blobs, desk_mask(grey))
+    desk = desk_mask(grey)
+    blobs, typical = _blobs(mask, desk)
+    blobs = _on_page(blobs, desk)
     if not blobs:
         return []
     # A typical digit width for the page, used where a line has too few digits to tell.
@@ -1076,7 +1134,7 @@ def _segment(image: np.ndarray, light_ink: bool | None = None) -> list[list[_Blo
     page_width = 0.9 * float(np.median(wides)) if wides else 0.0
     lines = []
     for idx in group_lines([b.box for b in blobs]):
-        digits = _line_digits([blobs[i] for i in idx], page_width, ink8)
+        digits = _line_digits([blobs[i] for i in idx], page_width, typical, ink8)
         # A "line" of marks much smaller than the page's digits is debris, not writing.
         if digits and max(b.h for b in digits) >= 0.4 * typical:
             lines.append([_soft(b, ink8) for b in digits])

@@ -692,3 +692,106 @@ def test_marks_on_the_desk_beyond_the_page_are_not_digits(marks: str, kept: bool
     assert _counts(lines[:2]) == [4, 4]
     _assert_reading_order(lines[:2], centres)
     assert _counts(lines[2:]) == ([len(marks)] if kept else [])
+
+
+def test_a_hairline_rule_is_found_at_half_resolution() -> None:
+    """Rules are looked for at half resolution on large photos. A rule one pixel thick
+    covers half of each 2x2 block it crosses: averaged as uint8, that rounded to no ink,
+    and the rule stayed to join the digits sitting on it (a generated page read "1", "0"
+    and "8" as one digit)."""
+    h, w = 901, 1601  # odd sides: the blocks do not tile the photo exactly
+    mask = np.zeros((h, w), bool)
+    mask[301, 100:1500] = True
+    mask[600, 100:1500] = True
+    horiz, vert = extraction._rule_masks(mask)
+    assert horiz[mask].mean() > 0.95 and not vert.any()
+
+
+def test_the_desk_beyond_the_page_does_not_hide_a_faint_digit() -> None:
+    """The desk cut by the photo's frame holds more ink than the digits: it must not set
+    the digits' height (it had made it unknown) or their pen (far too broad), or a digit
+    written lighter is dropped."""
+    h, w = 400, 900
+    ink, _ = _ink_layer(h, w, ["4381"], thickness=7)
+    mask = ink > 0.5
+    seven, _ = _ink_layer(h, w, ["7"], thickness=1)
+    seven = np.roll(seven > 0.5, 550, axis=1)
+    mask[:, :80] = True  # the desk beyond the page's left edge
+    ink8 = np.where(mask, 200, np.where(seven, 70, 0)).astype(np.uint8)
+    parts = extraction._seeded_parts(mask | seven, ink8, seed=100.0)
+    kept = extraction._faint_digits(*parts, ink8, grow=40.0)
+    assert kept[seven].all() and not kept[~seven].any()
+
+
+def test_a_filled_in_digit_is_not_a_smudge(monkeypatch) -> None:
+    """A digit written with a broad pen whose loop filled in is as solid as a shadow's
+    corner, but no bigger than a digit and touching nothing: it stays."""
+    h, w = 400, 900
+    ink, _ = _ink_layer(h, w, ["4381"], thickness=4)
+    mask = ink > 0.5
+    blot = np.zeros((h, w), np.uint8)
+    cv2.circle(blot, (700, 168), 22, 1, -1)  # the filled loop of a 6 ...
+    cv2.line(blot, (684, 150), (690, 138), 1, 4)  # ... and its stem
+    mask |= blot > 0
+    assert (extraction._drop_solid(mask) == mask).all()
+    # Precondition: the loop is solid by the pen's measure (without a digit's size it goes).
+    monkeypatch.setattr(extraction, "_SOLID_DIGIT", 0.5)
+    assert not extraction._drop_solid(mask)[blot > 0].all()
+
+
+def test_a_digit_joined_to_a_shadow_edge_does_not_set_its_line_height() -> None:
+    """A 5 whose ink runs into the edge of a cast shadow below it makes a blob three
+    digits tall; measured by it, the 1 and the 7 beside it looked like pieces of one
+    digit and were merged (a generated page read "175" as "75")."""
+    h, w = 600, 900
+    ink, centres = _ink_layer(h, w, ["175"], thickness=6)
+    mask = (ink > 0.5).astype(np.uint8)
+    x5, y5 = (int(v) for v in centres[0][2])
+    cv2.line(mask, (x5, y5), (x5 + 20, y5 + 110), 1, 16)  # the shadow's edge
+    ink8 = mask * np.uint8(200)
+    blobs, _ = extraction._blobs(mask > 0)
+    assert [b.h > 2.5 * 46 for b in blobs] == [False, False, True]  # precondition
+
+    def digits(page_height: float) -> list:
+        return extraction._line_digits(list(blobs), 0.0, page_height, ink8)
+
+    assert len(digits(np.inf)) < 3  # measured by the tall blob, the 1 and the 7 merge
+    found = digits(46.0)
+    assert len(found) == 3
+    for d, (cx, cy) in zip(found[:2], centres[0][:2], strict=True):
+        x, y, bw, bh = d.box
+        assert x <= cx <= x + bw and y <= cy <= y + bh and bw < 60
+
+
+def test_marks_on_the_desk_do_not_set_the_digit_size() -> None:
+    """A mark on the desk beside the page can hold more ink than a few small digits:
+    measured with it, the digits looked like debris and the page read empty."""
+    h, w = 1000, 1400
+    ink, centres = _ink_layer(h, w, ["45 5"], height=40, thickness=3)
+    img = _compose(_paper(h, w, seed=5), ink).astype(np.float32)
+    rng = np.random.default_rng(2)
+    desk = np.asarray((95, 110, 100), np.float32) * _light(h, w)[:, :120, None]
+    img[:, :120] = desk + rng.normal(0, 3, desk.shape)
+    mark = np.zeros((h, w), np.uint8)
+    zigzag = np.array([[30 + 40 * (k % 2), 500 + 12 * k] for k in range(25)], np.int32)
+    cv2.polylines(mark, [zigzag], False, 255, 4, cv2.LINE_AA)  # a scribble on the desk
+    img = img * (1 - 0.85 * mark[:, :, None] / 255) + 40 * (0.85 * mark[:, :, None] / 255)
+    lines = extract_digits(cv2.GaussianBlur(np.clip(img, 0, 255).astype(np.uint8), (0, 0), 1.0))
+    _assert_reading_order(lines, centres)
+
+
+def test_a_digit_broken_by_pen_skips_is_one_digit() -> None:
+    """A 6 whose stem is a speck apart from its loop: the two are one digit (the speck
+    alone was dropped and the loop boxed as a digit a third of the line's height)."""
+    h, w = 400, 900
+    ink, centres = _ink_layer(h, w, ["123"], thickness=6)
+    x = int(centres[0][-1][0]) + 90
+    _, y0, _, bh = cv2.boundingRect((ink > 0.5).astype(np.uint8))
+    six = np.zeros((h, w), np.uint8)
+    cv2.circle(six, (x + 12, y0 + bh - 14), 12, 255, 5)  # the loop, low in the line
+    cv2.line(six, (x + 6, y0 + 3), (x + 5, y0 + 8), 255, 5)  # the stem's top, apart
+    ink = np.maximum(ink, six.astype(np.float32) / 255.0)
+    (line,) = extract_digits(_compose(_paper(h, w), ink))
+    assert len(line) == 4
+    _, y6, _, h6 = line[3].box
+    assert y6 <= y0 + 6 and h6 >= 0.8 * bh
