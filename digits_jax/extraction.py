@@ -394,6 +394,17 @@ _FAINT_HEIGHT = (0.5, 1.5)
 _FAINT_PEN = (0.4, 0.9)
 
 
+def _seeded_digits(
+    labels: np.ndarray, stats: np.ndarray, strong: np.ndarray
+) -> tuple[np.ndarray, float | None]:
+    """Which parts (``_seeded_parts``) are the page's digits, and their typical height:
+    the seeded parts clear of the frame. The desk beyond the page's edges, cut by the
+    frame, must not count: with it the height was often unknown (page-sized parts holding
+    most of the ink) and the pen far too broad."""
+    digits = strong & ~_touches_frame(stats, labels.shape)
+    return digits, _typical_height_of(stats[digits], labels.shape)
+
+
 def _faint_digits(
     labels: np.ndarray, stats: np.ndarray, strong: np.ndarray, ink8: np.ndarray, grow: float
 ) -> np.ndarray:
@@ -402,17 +413,13 @@ def _faint_digits(
     photo's border, drawn with a pen near the page's, their strokes (90th percentile of
     their ink) clearly above the grow level."""
     out = np.zeros(labels.shape, bool)
-    # The page's digits, not the desk beyond its edges (cut by the frame), set the
-    # height and the pen: with the desk counted, the height was often unknown (page-sized
-    # parts holding most of the ink) and the pen far too broad.
-    inside = ~_touches_frame(stats, labels.shape)
-    digits = strong & inside
-    typical = _typical_height_of(stats[digits], labels.shape)
+    digits, typical = _seeded_digits(labels, stats, strong)
     if typical is None:
         return out
     x, y, w, h = (stats[:, i] for i in range(4))
     lo, hi = _FAINT_HEIGHT
-    ok = ~strong & (h >= lo * typical) & (h <= hi * typical) & (w <= 2 * typical) & inside
+    ok = ~strong & (h >= lo * typical) & (h <= hi * typical) & (w <= 2 * typical)
+    ok &= ~_touches_frame(stats, labels.shape)
     ok[0] = False
     pen = None
     for i in np.flatnonzero(ok):
@@ -423,6 +430,47 @@ def _faint_digits(
         if pen is None:
             pen = max(stroke_width(digits[labels]), 1e-6)
         if _FAINT_PEN[0] <= stroke_width(part) / pen <= _FAINT_PEN[1]:
+            out[box] |= part
+    return out
+
+
+# A stroke may also break where the pen skipped (a 7's stem below its bar), leaving a
+# piece without a seed beside the seeded rest. Such a piece is kept when it comes within
+# this many pen widths of a seeded digit, is at least this fraction of the typical digit
+# height long, and its ink reaches this multiple of the grow level (lower than a whole
+# faint digit's: lying beside a digit's ink, it is not the page's texture).
+_BROKEN_GAP = 1.2
+_BROKEN_LENGTH = 0.25
+_BROKEN_PEAK = 1.25
+
+
+def _broken_strokes(
+    labels: np.ndarray, stats: np.ndarray, strong: np.ndarray, ink8: np.ndarray, grow: float
+) -> np.ndarray:
+    """The seedless parts that are pieces of a seeded digit's strokes: no bigger than a
+    digit, off the photo's border, near a seeded digit, drawn with a pen like the page's."""
+    out = np.zeros(labels.shape, bool)
+    digits, typical = _seeded_digits(labels, stats, strong)
+    if typical is None:
+        return out
+    x, y, w, h = (stats[:, i] for i in range(4))
+    ok = ~strong & (np.maximum(w, h) >= _BROKEN_LENGTH * typical)
+    ok &= (h <= 1.2 * typical) & (w <= 1.2 * typical) & ~_touches_frame(stats, labels.shape)
+    ok[0] = False
+    if not ok.any():
+        return out
+    ink = digits[labels]
+    pen = max(stroke_width(ink), 1e-6)
+    reach = max(1, round(_BROKEN_GAP * pen))
+    near = cv2.dilate(ink.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=reach) > 0
+    for i in np.flatnonzero(ok):
+        box = np.s_[y[i] : y[i] + h[i], x[i] : x[i] + w[i]]
+        part = labels[box] == i
+        if not (near[box] & part).any():
+            continue
+        if np.percentile(ink8[box][part], 90) < _BROKEN_PEAK * grow:
+            continue
+        if 0.3 <= stroke_width(part) / pen <= 1.2:
             out[box] |= part
     return out
 
@@ -1123,6 +1171,7 @@ def _segment(image: np.ndarray, light_ink: bool | None = None) -> list[list[_Blo
     if not strong.any():
         return []
     mask = strong[labels] | _faint_digits(labels, stats, strong, ink8, grow)
+    mask |= _broken_strokes(labels, stats, strong, ink8, grow)
     mask = _drop_solid(mask)
     desk = desk_mask(grey)
     blobs, typical = _blobs(mask, desk)

@@ -795,3 +795,26 @@ def test_a_digit_broken_by_pen_skips_is_one_digit() -> None:
     assert len(line) == 4
     _, y6, _, h6 = line[3].box
     assert y6 <= y0 + 6 and h6 >= 0.8 * bh
+
+
+def test_a_stroke_broken_off_a_digit_stays_with_it() -> None:
+    """A 7 whose stem, below a gap where the pen skipped, holds no seed pixel: the stem
+    is kept beside its bar. The same faint stroke far from any digit, or one barely above
+    the grow level, is not."""
+    h, w = 400, 900
+    ink, _ = _ink_layer(h, w, ["4381"], thickness=7)
+    digits = ink > 0.5
+    _, y0, _, bh = cv2.boundingRect(digits.astype(np.uint8))
+    bar, stem, stray = (np.zeros((h, w), np.uint8) for _ in range(3))
+    cv2.line(bar, (600, y0 + 3), (630, y0 + 3), 1, 6)
+    cv2.line(stem, (628, y0 + 14), (612, y0 + bh), 1, 5)  # 5 px below the bar
+    cv2.line(stray, (800, y0 + 14), (784, y0 + bh), 1, 5)  # the same, alone
+    mask = digits | (bar > 0)
+    rest = (stem > 0) | (stray > 0)
+    ink8 = np.where(mask, 200, np.where(rest, 70, 0)).astype(np.uint8)
+    parts = extraction._seeded_parts(mask | rest, ink8, seed=100.0)
+    assert not parts[2][parts[0][rest]].any()  # precondition: no seed in the strokes
+    kept = extraction._broken_strokes(*parts, ink8, grow=40.0)
+    assert kept[stem > 0].all() and not kept[stray > 0].any() and not kept[mask].any()
+    fainter = np.where(rest, 45, ink8).astype(np.uint8)
+    assert not extraction._broken_strokes(*parts, fainter, grow=40.0).any()
