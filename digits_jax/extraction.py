@@ -461,8 +461,8 @@ def _broken_strokes(
         return out
     ink = digits[labels]
     pen = max(stroke_width(ink), 1e-6)
-    reach = max(1, round(_BROKEN_GAP * pen))
-    near = cv2.dilate(ink.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=reach) > 0
+    side = 2 * max(1, round(_BROKEN_GAP * pen)) + 1
+    near = cv2.dilate(ink.astype(np.uint8), np.ones((side, side), np.uint8)) > 0
     for i in np.flatnonzero(ok):
         box = np.s_[y[i] : y[i] + h[i], x[i] : x[i] + w[i]]
         part = labels[box] == i
@@ -532,7 +532,7 @@ def _rule_masks(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # A pixel of the small mask is ink where any pixel of its block is: averaged as
         # uint8, a block half covered (a thin line straddling two block rows) rounds to 0
         # and the line breaks into dashes too short to be found.
-        small = cv2.resize(small * np.float32(1), (w // f, h // f), interpolation=cv2.INTER_AREA)
+        small = cv2.resize(small.astype(np.float32), (w // f, h // f), interpolation=cv2.INTER_AREA)
         small = (small > 0).astype(np.uint8)
     sh, sw = small.shape
     found = (
@@ -1122,11 +1122,11 @@ def _drop_solid(mask: np.ndarray) -> np.ndarray:
     if pen < 1.0:
         return mask
     broad = _near_broad(mask, _odd(4.0 * pen)) > 0  # with the patch's ragged rim
-    typical = _typical_height(inside)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(inside.astype(np.uint8), connectivity=8)
+    typical = _typical_height_of(stats[1:], mask.shape)
     if typical is not None:
-        _, labels, stats, _ = cv2.connectedComponentsWithStats(inside.astype(np.uint8), 8)
-        w, h = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
-        digit_sized = (w <= _SOLID_DIGIT * typical) & (h <= _SOLID_DIGIT * typical)
+        size = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT])
+        digit_sized = (size <= _SOLID_DIGIT * typical) & ~_touches_frame(stats, mask.shape)
         digit_sized[0] = False
         broad &= ~digit_sized[labels]
     return mask & ~broad
