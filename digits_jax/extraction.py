@@ -326,6 +326,18 @@ def ink_map(image: np.ndarray) -> np.ndarray:
     return _ink8(_page_grey(image)).astype(np.float32) / 255.0
 
 
+def _paper_noise(ink8: np.ndarray, skip: np.ndarray | None = None) -> tuple[float, float]:
+    """The median ink of the page (its paper) and the spread around it (a robust standard
+    deviation from the median absolute deviation), sampled on a grid of about 300x300
+    pixels, without ``skip``."""
+    step = (max(1, ink8.shape[0] // 300), max(1, ink8.shape[1] // 300))
+    sample = ink8[:: step[0], :: step[1]]
+    if skip is not None and not skip[:: step[0], :: step[1]].all():
+        sample = sample[~skip[:: step[0], :: step[1]]]
+    med = float(np.median(sample))
+    return med, 1.4826 * float(np.median(np.abs(sample.astype(np.float32) - med)))
+
+
 def _levels(ink8: np.ndarray, skip: np.ndarray | None = None) -> tuple[float, float]:
     """(seed, grow) ink levels: above Otsu's threshold and the paper's noise floor, the
     floor measured on the paper without ``skip`` (printed lines, which are not noise).
@@ -333,12 +345,7 @@ def _levels(ink8: np.ndarray, skip: np.ndarray | None = None) -> tuple[float, fl
     one, nearer the paper's grain: specks there hold no seed and are dropped, while faint
     strokes joined to dark ones are followed."""
     otsu, _ = cv2.threshold(ink8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    step = (max(1, ink8.shape[0] // 300), max(1, ink8.shape[1] // 300))
-    sample = ink8[:: step[0], :: step[1]]
-    if skip is not None and not skip[:: step[0], :: step[1]].all():
-        sample = sample[~skip[:: step[0], :: step[1]]]
-    med = float(np.median(sample))
-    mad = 1.4826 * float(np.median(np.abs(sample.astype(np.float32) - med)))
+    med, mad = _paper_noise(ink8, skip)
     floor = med + 6.0 * mad + 10.0
     seed = max(_SEED_FRAC * otsu, floor, 25.0)
     if floor >= seed:
@@ -363,6 +370,38 @@ def _grow_level(ink8: np.ndarray, seed: float, grow: float) -> float:
     lowered = max(0.5 * seed, _levels(ink8, near)[1])
     lo, hi = np.percentile(ink8[lines], [10, 90])
     return min(grow, lowered) if hi < lowered or lo > lowered or 1.5 * hi < seed else grow
+
+
+# A printed grid lighter than the digits (its 90th percentile of ink at most this fraction
+# of Otsu's level, which then splits the digits from paper and grid together) is measured
+# apart from the paper's noise. Its lines take a large share of the page, and counted as
+# noise they raised the floor, and the seed and grow levels, above faint digits' strokes.
+_FAINT_GRID = 0.6
+# The grow level stays this far above the grid's 90th percentile of ink.
+_GRID_MARGIN = 1.25
+
+
+def _page_levels(ink8: np.ndarray) -> tuple[float, float]:
+    """(seed, grow) for the page: ``_levels``, with a faint printed grid or ruling left
+    out of the noise floor where that floor (not Otsu's level) set a level."""
+    seed, grow = _levels(ink8)
+    otsu, _ = cv2.threshold(ink8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    if seed <= otsu and grow <= _GROW_FRAC * otsu:
+        return seed, grow
+    paper = ink8[ink8 < otsu]
+    # The level splitting the paper from the printed lines, both below the digits.
+    split, _ = cv2.threshold(paper.reshape(1, -1), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    horiz, vert = _rule_masks(ink8 > split)
+    lines = horiz | vert
+    if not lines.any():
+        return seed, grow
+    grid = float(np.percentile(ink8[lines], 90))
+    if grid > _FAINT_GRID * otsu:
+        return seed, grow
+    near = cv2.dilate(lines.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    seed2, grow2 = _levels(ink8, near)
+    grow2 = max(grow2, _GRID_MARGIN * grid)
+    return min(seed, max(seed2, grow2)), min(grow, grow2)
 
 
 def _seeded_parts(
@@ -406,12 +445,18 @@ def _seeded_digits(
 
 
 def _faint_digits(
-    labels: np.ndarray, stats: np.ndarray, strong: np.ndarray, ink8: np.ndarray, grow: float
+    labels: np.ndarray,
+    stats: np.ndarray,
+    strong: np.ndarray,
+    ink8: np.ndarray,
+    grow: float,
+    peak: float | None = None,
 ) -> np.ndarray:
     """The seedless parts (``_seeded_parts``) that are digits in their own right: as tall
     as the page's digits (those of the seeded parts) and no wider than twice that, off the
     photo's border, drawn with a pen near the page's, their strokes (90th percentile of
-    their ink) clearly above the grow level."""
+    their ink) clearly above the grow level: ``peak`` times it (``_FAINT_PEAK`` unless
+    given)."""
     out = np.zeros(labels.shape, bool)
     digits, typical = _seeded_digits(labels, stats, strong)
     if typical is None:
@@ -425,13 +470,39 @@ def _faint_digits(
     for i in np.flatnonzero(ok):
         box = np.s_[y[i] : y[i] + h[i], x[i] : x[i] + w[i]]
         part = labels[box] == i
-        if np.percentile(ink8[box][part], 90) < _FAINT_PEAK * grow:
+        if np.percentile(ink8[box][part], 90) < (peak or _FAINT_PEAK) * grow:
             continue
         if pen is None:
             pen = max(stroke_width(digits[labels]), 1e-6)
         if _FAINT_PEN[0] <= stroke_width(part) / pen <= _FAINT_PEN[1]:
             out[box] |= part
     return out
+
+
+# On clean paper a whole digit may be written so lightly that little of it passes the grow
+# level (half Otsu's, set by the darkest digits) while it stands far above the paper's
+# noise: such digits are looked for again down to this fraction of the grow level, or
+# the noise floor if higher, by the tests of ``_faint_digits`` but for a higher peak.
+# So near the paper's noise a shadow's soft edge or the paper's texture can make a
+# digit-sized part; on generated pages (seed 10) those peaked at 1.45-1.5x the level,
+# the light digits at 2.2-2.9x.
+_LIGHTER_LEVEL = 0.5
+_LIGHTER_PEAK = 2.0
+
+
+def _lighter_digits(mask: np.ndarray, ink8: np.ndarray, grow: float) -> np.ndarray:
+    """Digit-sized ink below the grow level, apart from every part already in ``mask``."""
+    med, mad = _paper_noise(ink8)
+    low = max(_LIGHTER_LEVEL * grow, med + 6.0 * mad + 10.0)
+    if low >= 0.8 * grow:
+        return np.zeros(mask.shape, bool)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(
+        (ink8 > low).astype(np.uint8), connectivity=8
+    )
+    taken = np.zeros(n, bool)
+    taken[np.unique(labels[mask])] = True
+    taken[0] = False
+    return _faint_digits(labels, stats, taken, ink8, low, _LIGHTER_PEAK)
 
 
 # A stroke may also break where the pen skipped (a 7's stem below its bar), leaving a
@@ -583,11 +654,15 @@ def remove_rules(mask: np.ndarray, ink8: np.ndarray | None = None, seed: float =
         is_rule[i] = thickness[i] <= max_thickness
     if not is_rule.any():
         return mask
-    k = _odd(1.6 * float(np.max(thickness[is_rule])) + 2)
-    m8 = mask.astype(np.uint8)
-    crossing_v = cv2.morphologyEx(m8, cv2.MORPH_OPEN, np.ones((k, 1), np.uint8)) > 0
-    crossing_h = cv2.morphologyEx(m8, cv2.MORPH_OPEN, np.ones((1, k), np.uint8)) > 0
     on_rule = is_rule[labels]
+    # A stroke crosses a rule where its run across the rule is longer than the rule is
+    # thick. Where the rules join into one grid, that piece's width is mostly its thin
+    # lines': a broader margin, measured with them, looked crossed along its length.
+    k = 1.6 * float(np.max(thickness[is_rule])) + 2
+    k_h, k_v = (_odd(max(k, 1.6 * stroke_width(r & on_rule) + 2)) for r in (horiz, vert))
+    m8 = mask.astype(np.uint8)
+    crossing_v = cv2.morphologyEx(m8, cv2.MORPH_OPEN, np.ones((k_h, 1), np.uint8)) > 0
+    crossing_h = cv2.morphologyEx(m8, cv2.MORPH_OPEN, np.ones((1, k_v), np.uint8)) > 0
     # Where a horizontal and a vertical rule cross, both tests see a long run: drop it.
     drop = on_rule & ((horiz & ~crossing_v) | (vert & ~crossing_h) | (horiz & vert))
     if ink8 is not None and drop.any():
@@ -1160,7 +1235,7 @@ def _segment(image: np.ndarray, light_ink: bool | None = None) -> list[list[_Blo
     """Lines of digit blobs (working-image coordinates) in reading order."""
     grey = _page_grey(image, light_ink)
     ink8 = _ink8(grey)
-    seed, grow = _levels(ink8)
+    seed, grow = _page_levels(ink8)
     grow = _grow_level(ink8, seed, grow)
     # Rules are removed before hysteresis: a faint ruled line is then whole and long,
     # rather than short pieces grown out of the digits that touch it.
@@ -1172,6 +1247,7 @@ def _segment(image: np.ndarray, light_ink: bool | None = None) -> list[list[_Blo
         return []
     mask = strong[labels] | _faint_digits(labels, stats, strong, ink8, grow)
     mask |= _broken_strokes(labels, stats, strong, ink8, grow)
+    mask |= _lighter_digits(mask, ink8, grow)
     mask = _drop_solid(mask)
     desk = desk_mask(grey)
     blobs, typical = _blobs(mask, desk)

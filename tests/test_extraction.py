@@ -594,6 +594,7 @@ def test_a_digit_written_lighter_than_the_others_is_found(monkeypatch) -> None:
     _assert_reading_order(extract_digits(img), centres)
     # Precondition: without the faint-digit pass it has no seed pixel and is lost.
     monkeypatch.setattr(extraction, "_FAINT_PEAK", 10.0)
+    monkeypatch.setattr(extraction, "_LIGHTER_PEAK", 10.0)
     assert _counts(extract_digits(img)) == [4]
 
 
@@ -819,3 +820,76 @@ def test_a_stroke_broken_off_a_digit_stays_with_it() -> None:
     assert kept[stem > 0].all() and not kept[stray > 0].any() and not kept[mask].any()
     fainter = np.where(rest, 45, ink8).astype(np.uint8)
     assert not extraction._broken_strokes(*parts, fainter, grow=40.0).any()
+
+
+@pytest.mark.parametrize(("cell", "faint"), [(12, 70), (10, 90)])
+def test_a_faint_dense_grid_does_not_hide_faint_digits(cell: int, faint: int) -> None:
+    """A printed grid lighter than every digit but covering most of the paper raised the
+    noise floor, and with it the seed and grow levels, over a faintly written line: the
+    floor is measured between the grid's lines (found below Otsu's level)."""
+    h, w = 600, 1000
+    ink, centres = _ink_layer(h, w, ["4381297", "67501"], height=50, thickness=4)
+    level = np.full((h, 1), 200.0, np.float32)
+    level[int(centres[1][0][1]) - 40 :] = faint  # the second line written lighter
+    grid = np.zeros((h, w), np.float32)
+    for k in range(0, max(h, w), cell):
+        grid[k : k + 2] = 1
+        grid[:, k : k + 2] = 1
+    grid = cv2.GaussianBlur(grid, (0, 0), 1.0) * 45
+    noise = np.random.default_rng(0).normal(0, 2, (h, w))
+    img = np.clip(235 - np.maximum(grid, ink * level) - noise, 0, 255).astype(np.uint8)
+    ink8 = extraction._ink8(extraction._page_grey(img))
+    otsu, _ = cv2.threshold(ink8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    assert extraction._levels(ink8)[0] > otsu  # precondition: the grid raised the seed
+    lines = extract_digits(img)
+    _assert_reading_order(lines, centres)
+    assert min(d.box[3] for line in lines for d in line) >= 0.6 * 50  # whole digits
+
+
+def test_a_margin_broader_than_the_rules_it_joins_is_removed() -> None:
+    """A margin line joined to thinner ruled lines made one piece whose width was mostly
+    the rules'; measured with them, the margin looked crossed by strokes along its whole
+    length and stayed, cut into digit-sized pieces by the rules it meets."""
+    h, w = 900, 1200
+    ink, _ = _ink_layer(h, w, ["4381297"], height=50, thickness=5)
+    digits = ink > 0.5
+    rules = np.zeros((h, w), bool)
+    rules[[y + k for y in range(30, h - 3, 45) for k in range(3)]] = True
+    rules[:, 70:77] = True  # the margin: 7 px against the rules' 3
+    ink8 = np.where(digits, 200, np.where(rules, 60, 0)).astype(np.uint8)
+    out = extraction.remove_rules(digits | rules, ink8, seed=100.0)
+    assert not out[:, 70:77].any()
+    assert out[digits].all()
+
+
+@pytest.mark.parametrize("faint", [50, 65])
+def test_a_line_written_far_lighter_than_the_others_is_found(faint: int) -> None:
+    """On clean paper the darkest digits set the grow level (half Otsu's); a line written
+    at a third of their ink or less barely reaches it, yet stands far above the paper's
+    noise: it is looked for again at a lower level."""
+    h, w = 600, 1000
+    ink, centres = _ink_layer(h, w, ["4381297", "67501"], height=50, thickness=4)
+    level = np.full((h, 1), 220.0, np.float32)
+    level[int(centres[1][0][1]) - 40 :] = faint
+    noise = np.random.default_rng(0).normal(0, 2, (h, w))
+    img = np.clip(235 - ink * level - noise, 0, 255).astype(np.uint8)
+    ink8 = extraction._ink8(extraction._page_grey(img))
+    assert np.percentile(ink8[ink > 0.5], 99) > 2 * extraction._levels(ink8)[1]  # dark ones
+    lines = extract_digits(img)
+    _assert_reading_order(lines, centres)
+    assert min(d.box[3] for line in lines for d in line) >= 0.6 * 50  # whole digits
+
+
+def test_the_lighter_pass_wants_strokes_well_above_its_level() -> None:
+    """Looked for near the paper's noise, a digit-sized part must peak at twice the level
+    (a light digit did at 2.2-2.9x; a shadow's soft edge and paper texture at 1.5x)."""
+    h, w = 400, 1000
+    ink, _ = _ink_layer(h, w, ["4381297"], height=50, thickness=4)
+    seven = np.zeros((h, w), np.uint8)
+    cv2.polylines(seven, [np.array([[880, 150], [910, 150], [890, 200]], np.int32)], False, 1, 4)
+    faint = np.zeros_like(seven)
+    cv2.polylines(faint, [np.array([[940, 150], [970, 150], [950, 200]], np.int32)], False, 1, 4)
+    ink8 = np.where(ink > 0.5, 200, np.where(seven > 0, 60, np.where(faint > 0, 37, 0)))
+    ink8 = ink8.astype(np.uint8)
+    kept = extraction._lighter_digits(ink8 > 100, ink8, grow=50.0)  # its level: 25
+    assert kept[seven > 0].all() and not kept[faint > 0].any() and not kept[ink > 0.5].any()
