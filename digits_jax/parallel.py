@@ -2,18 +2,23 @@
 
 ``jit`` does the partitioning: parameters, optimizer state and the uint8 dataset
 are replicated on every device; each batch is constrained to be split along the
-mesh's ``data`` axis, so each device computes its slice and XLA inserts the
-gradient all-reduce. Across hosts, ``jax.distributed.initialize`` joins the
-processes first; each process then supplies the shards its own devices hold.
+mesh's ``data`` axis, so each device computes its slice. The gradient alone is taken
+per device (``mean_value_and_grad``, a ``shard_map``), so that it meets the other
+devices' in one all-reduce of one flat buffer. Across hosts,
+``jax.distributed.initialize`` joins the processes first; each process then supplies
+the shards its own devices hold.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+from jax.flatten_util import ravel_pytree
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from digits_jax.errors import DigitsJaxError
@@ -132,3 +137,51 @@ def check_divisible(batch_size: int, mesh: Mesh | None, what: str = "batch_size"
             f"{what} {batch_size} must be a multiple of the {mesh.size} devices for data "
             "parallelism (or set --config.data_parallel=false)"
         )
+
+
+def mean_value_and_grad(
+    loss_sum: Callable[..., jax.Array],
+    params: Any,
+    batch: tuple[jax.Array, ...],
+    count: int,
+    rng: jax.Array | None = None,
+) -> tuple[jax.Array, Any]:
+    """``loss_sum(params, *batch) / count`` and its gradient in ``params``: a batch mean
+    (``count`` terms summed over the whole batch). With ``rng``, it is called as
+    ``loss_sum(params, rng, *batch)``.
+
+    Under a mesh with a ``data`` axis (``jax.sharding.get_abstract_mesh``, set by the
+    training loop), each device differentiates its own slice of the batch and the
+    gradients meet in one all-reduce of one flat buffer. Left to ``jit``, the gradient of
+    each parameter array was all-reduced apart, and XLA's CPU collectives meet the other
+    devices once per array (docs/benchmarks.md, "Stop 29"). Dividing each device's sum
+    by the whole batch's ``count`` keeps the same cotangents, so the values are those
+    of the partitioned mean. Each device folds its index into ``rng`` (its own dropout).
+    """
+
+    def grad(params: Any, rng: jax.Array | None, *batch: jax.Array) -> tuple[jax.Array, Any]:
+        args = batch if rng is None else (rng, *batch)
+        return jax.value_and_grad(lambda p: loss_sum(p, *args) / count)(params)
+
+    mesh = jax.sharding.get_abstract_mesh()
+    if mesh.empty or DATA_AXIS not in mesh.axis_names or mesh.shape[DATA_AXIS] == 1:
+        return grad(params, rng, *batch)
+
+    def local(params: Any, rng: jax.Array | None, *batch: jax.Array) -> tuple[jax.Array, Any]:
+        if rng is not None:
+            rng = jax.random.fold_in(rng, jax.lax.axis_index(DATA_AXIS))
+        loss, grads = grad(params, rng, *batch)
+        flat, unravel = ravel_pytree(grads)
+        total = jax.lax.psum(jnp.concatenate([flat, loss[None].astype(flat.dtype)]), DATA_AXIS)
+        return total[-1].astype(loss.dtype), unravel(total[:-1])
+
+    spec = PartitionSpec(DATA_AXIS)
+    return jax.shard_map(
+        local,
+        mesh=mesh,
+        in_specs=(PartitionSpec(), PartitionSpec(), *(spec for _ in batch)),
+        out_specs=(PartitionSpec(), PartitionSpec()),
+        # The models' hand-written gradients (``custom_vjp``) do not carry the
+        # replicated/varying types that checking needs; the psum replicates by itself.
+        check_vma=False,
+    )(params, rng, *batch)

@@ -16,7 +16,7 @@ import ml_collections
 import numpy as np
 from flax.training import train_state
 
-from digits_jax import config_lib, input_pipeline, models, plots, training_loop
+from digits_jax import config_lib, input_pipeline, models, parallel, plots, training_loop
 from digits_jax.input_pipeline import DeviceSplit
 
 RECONSTRUCTIONS_FILE = "reconstructions.png"
@@ -54,11 +54,13 @@ def make_train_step(sigma: float) -> training_loop.TrainStep:
         del labels
         noisy = add_noise(images, rng, sigma)
 
-        def loss_fn(params):
+        def loss_sum(params, noisy, images):
             recon = state.apply_fn({"params": params}, noisy, train=True)
-            return jnp.mean((recon - images) ** 2)
+            return jnp.sum((recon - images) ** 2)
 
-        loss, grads = jax.value_and_grad(loss_fn)(state.params)
+        loss, grads = parallel.mean_value_and_grad(
+            loss_sum, state.params, (noisy, images), images.size
+        )
         return state.apply_gradients(grads=grads), {"loss": loss}
 
     return train_step

@@ -78,13 +78,15 @@ def make_train_step(config: ml_collections.ConfigDict | None = None) -> training
         if config is not None:
             images = augment.augment(aug_rng, images, config)
 
-        def loss_fn(params):
+        def loss_sum(params, dropout_rng, images, labels):
             logits = state.apply_fn(
                 {"params": params}, images, train=True, rngs={"dropout": dropout_rng}
             )
-            return jnp.mean(cross_entropy(logits, labels, smoothing))
+            return jnp.sum(cross_entropy(logits, labels, smoothing))
 
-        loss, grads = jax.value_and_grad(loss_fn)(state.params)
+        loss, grads = parallel.mean_value_and_grad(
+            loss_sum, state.params, (images, labels), labels.shape[0], dropout_rng
+        )
         return state.apply_gradients(grads=grads), {"loss": loss}
 
     return train_step

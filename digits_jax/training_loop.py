@@ -9,6 +9,7 @@ each epoch.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
@@ -125,7 +126,14 @@ def _train_chunk(
         return state, metrics
 
     rngs = jax.random.split(rng, batch_idx.shape[0])
-    state, metrics = jax.lax.scan(body, state, (batch_idx, rngs))
+    # The steps see the mesh (``parallel.mean_value_and_grad`` splits their gradients).
+    mesh = (
+        contextlib.nullcontext()
+        if sharding is None
+        else jax.sharding.use_abstract_mesh(sharding.mesh.abstract_mesh)
+    )
+    with mesh:
+        state, metrics = jax.lax.scan(body, state, (batch_idx, rngs))
     return state, jax.tree.map(jnp.sum, metrics)
 
 
