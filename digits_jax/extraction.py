@@ -389,6 +389,8 @@ def _page_levels(ink8: np.ndarray) -> tuple[float, float]:
     if seed <= otsu and grow <= _GROW_FRAC * otsu:
         return seed, grow
     paper = ink8[ink8 < otsu]
+    if paper.size == 0:
+        return seed, grow
     # The level splitting the paper from the printed lines, both below the digits.
     split, _ = cv2.threshold(paper.reshape(1, -1), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     horiz, vert = _rule_masks(ink8 > split)

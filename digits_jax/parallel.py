@@ -155,8 +155,9 @@ def mean_value_and_grad(
     gradients meet in one all-reduce of one flat buffer. Left to ``jit``, the gradient of
     each parameter array was all-reduced apart, and XLA's CPU collectives meet the other
     devices once per array (docs/benchmarks.md, "Stop 29"). Dividing each device's sum
-    by the whole batch's ``count`` keeps the same cotangents, so the values are those
-    of the partitioned mean. Each device folds its index into ``rng`` (its own dropout).
+    by the whole batch's ``count`` keeps the same cotangents, so the values are the
+    partitioned mean's up to float32 rounding (the sums run in another order). Each
+    device folds its index into ``rng`` (its own dropout).
     """
 
     def grad(params: Any, rng: jax.Array | None, *batch: jax.Array) -> tuple[jax.Array, Any]:
