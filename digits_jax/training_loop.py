@@ -127,12 +127,12 @@ def _train_chunk(
 
     rngs = jax.random.split(rng, batch_idx.shape[0])
     # The steps see the mesh (``parallel.mean_value_and_grad`` splits their gradients).
-    mesh = (
+    mesh_context = (
         contextlib.nullcontext()
         if sharding is None
         else jax.sharding.use_abstract_mesh(sharding.mesh.abstract_mesh)
     )
-    with mesh:
+    with mesh_context:
         state, metrics = jax.lax.scan(body, state, (batch_idx, rngs))
     return state, jax.tree.map(jnp.sum, metrics)
 
