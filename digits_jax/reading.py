@@ -169,16 +169,30 @@ class SplitCandidate:
 
 def _read_cuts(
     model: Any, cut_lists: list[Sequence[tuple[Digit, Digit]]], tta: int
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The pieces of every cut in ``cut_lists`` read in one batch; per list of C cuts,
-    their probabilities (C, 2, 10) and p(two digits) (C, 2)."""
-    probs, pairs = _read(model, [p.crop for cuts in cut_lists for cut in cuts for p in cut], tta)
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The pieces of every cut in ``cut_lists`` read in one batch and judged by the crop
+    verifier in another; per list of C cuts, their probabilities (C, 2, 10), p(two
+    digits) (C, 2) and the verifier's p(whole, two, part) (C, 2, 3)."""
+    crops = [p.crop for cuts in cut_lists for cut in cuts for p in cut]
+    probs, pairs = _read(model, crops, tta)
+    calls = _verdicts(crops)
     out, at = [], 0
     for cuts in cut_lists:
         n = 2 * len(cuts)
-        out.append((probs[at : at + n].reshape(-1, 2, 10), pairs[at : at + n].reshape(-1, 2)))
+        out.append(
+            (
+                probs[at : at + n].reshape(-1, 2, 10),
+                pairs[at : at + n].reshape(-1, 2),
+                calls[at : at + n].reshape(-1, 2, len(verifier.CLASSES)),
+            )
+        )
         at += n
     return out
+
+
+def _verdicts(crops: list[np.ndarray]) -> np.ndarray:
+    """The crop verifier's p(whole, two, part) (N, 3) of 28x28 crops."""
+    return verifier.probabilities(np.reshape(crops, (-1, 28, 28)))
 
 
 def split_candidates(
@@ -190,37 +204,33 @@ def split_candidates(
 ) -> list[SplitCandidate]:
     """The wide digits of ``lines`` the detector gives at least ``decision_rules.MIN_PAIR``
     (``probs_of``, ``pair_of``: the first pass's outputs by ``id``), their cuts' pieces
-    read in one batch, then the crop verifier's calls on each and on its best cut's
-    pieces in another."""
+    read and verified in one batch each, the verifier's calls on the digits in another."""
     wide = [
         (d, _line_size(line))
         for line in lines
         for d in line
         if d.splits is not None and pair_of[id(d)] >= decision_rules.MIN_PAIR and d.splits
     ]
-    chosen = []
     readings = _read_cuts(model, [d.splits for d, _ in wide], tta)
-    for (d, (_, line_height)), (pieces, piece_pairs) in zip(wide, readings, strict=True):
-        heights = _heights(d.splits, line_height)
-        best = int(np.argmax(decision_rules.cut_scores(pieces, piece_pairs, heights)))
-        chosen.append((d.splits[best], pieces[best], heights[best]))
-    crops = [x.crop for (d, _), (cut, _, _) in zip(wide, chosen, strict=True) for x in (d, *cut)]
-    calls = verifier.probabilities(np.reshape(crops, (-1, 28, 28)))
+    whole_calls = _verdicts([d.crop for d, _ in wide])
     out = []
-    for (d, (line_width, _)), (cut, piece_probs, height), verdicts in zip(
-        wide, chosen, calls.reshape(-1, 3, len(verifier.CLASSES)), strict=True
+    for (d, (line_width, line_height)), (pieces, piece_pairs, calls), whole in zip(
+        wide, readings, whole_calls, strict=True
     ):
+        heights = _heights(d.splits, line_height)
+        scores = decision_rules.cut_scores(pieces, piece_pairs, heights, calls[..., 0])
+        best = int(np.argmax(scores))
         _, _, w, h = d.box
         inputs = decision_rules.split_inputs(
             pair_of[id(d)],
             probs_of[id(d)],
-            piece_probs,
+            pieces[best],
             w / line_width,
             w / h,
-            height,
-            verdicts,
+            heights[best],
+            np.concatenate([whole[None], calls[best]]),
         )
-        out.append(SplitCandidate(d, cut, piece_probs, inputs))
+        out.append(SplitCandidate(d, d.splits[best], pieces[best], inputs))
     return out
 
 
@@ -261,12 +271,18 @@ def recut_candidates(
     ]
     out = []
     readings = _read_cuts(model, [d.recuts for d, _, _ in found], tta)
-    for (d, after, line_height), (pieces, piece_pairs) in zip(found, readings, strict=True):
-        scores = decision_rules.cut_scores(pieces, piece_pairs, _heights(d.recuts, line_height))
+    now_calls = _verdicts([x.crop for d, after, _ in found for x in (d, after)])
+    for (d, after, line_height), (pieces, piece_pairs, calls), now_call in zip(
+        found, readings, now_calls.reshape(-1, 2, len(verifier.CLASSES)), strict=True
+    ):
+        scores = decision_rules.cut_scores(
+            pieces, piece_pairs, _heights(d.recuts, line_height), calls[..., 0]
+        )
         now = decision_rules.cut_scores(
             np.stack([probs_of[id(d)], probs_of[id(after)]])[None],
             np.array([[pair_of[id(d)], pair_of[id(after)]]]),
             _heights([(d, after)], line_height),
+            now_call[None, :, 0],
         )
         best = int(np.argmax(scores))
         out.append(

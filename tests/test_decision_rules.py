@@ -100,16 +100,21 @@ def test_cut_scores_prefer_sure_single_pieces_of_a_digits_height():
     sure, unsure = np.eye(10)[[1, 7]] * 0.999, np.eye(10)[[1, 7]] * 0.9
     pieces = np.stack([sure, unsure, sure, sure])
     single, pair = [0.01, 0.01], [0.01, 0.99]
-    scores = rules.cut_scores(
-        pieces, np.array([single, single, pair, single]), np.array([0.9, 0.9, 0.9, 0.5])
-    )
+    pairs = np.array([single, single, pair, single, single])
+    heights = np.array([0.9, 0.9, 0.9, 0.5, 0.9])
+    wholes = np.array([[0.9, 0.8]] * 4 + [[0.9, 0.1]])
+    scores = rules.cut_scores(np.concatenate([pieces, sure[None]]), pairs, heights, wholes)
     # Surer pieces score higher; so does a cut none of whose pieces looks like two
-    # digits, and one whose shorter piece is nearer the line's digit height.
-    assert scores[0] > scores[1] and scores[0] > scores[2] and scores[0] > scores[3]
+    # digits, one whose shorter piece is nearer the line's digit height, and one whose
+    # pieces the crop verifier calls whole digits (a surely read stroke cut off a digit
+    # is not one).
+    assert scores[0] > max(scores[1:])
     logit = lambda p: np.log(p / (1 - p))  # noqa: E731
-    expected = logit(0.999) - rules.CUT_PAIR * logit(0.99) + rules.CUT_HEIGHT * 0.9
+    verified = rules.CUT_WHOLE * (logit(0.9) + logit(0.8)) / 2
+    expected = logit(0.999) - rules.CUT_PAIR * logit(0.99) + rules.CUT_HEIGHT * 0.9 + verified
     np.testing.assert_allclose(scores[2], expected)
-    assert rules.cut_scores(pieces[:0], np.zeros((0, 2)), np.zeros(0)).shape == (0,)
+    empty = np.zeros((0, 2))
+    assert rules.cut_scores(pieces[:0], empty, np.zeros(0), empty).shape == (0,)
 
 
 def _join(union_pair, union, boxes, left=(1, 0.6), right=(7, 0.6)):

@@ -345,11 +345,19 @@ def test_a_hard_cut_is_replaced_by_a_surer_recut(monkeypatch):
     model = _ScriptedModel(reads, pairs)
     probs_of, pair_of = reading.first_pass(model, [line])
     (candidate,) = reading.recut_candidates(model, [line], probs_of, pair_of)
+
     # Scored like a wide digit's cuts (decision_rules.cut_scores): the less sure piece's
-    # confidence, the detector's surer call that a piece is two, the shorter piece's height.
+    # confidence, the detector's surer call that a piece is two, the shorter piece's
+    # height and the crop verifier's mean call that a piece is a whole digit.
+    def whole(*pieces):
+        calls = verifier.probabilities(np.stack([d.crop for d in pieces]))
+        return decision_rules.CUT_WHOLE * float(np.mean(_logit(calls[:, 0])))
+
     assert candidate.cut == recut
-    assert candidate.score == pytest.approx(_logit(0.6) - 0.3 * _logit(0.1) + 3.0, rel=1e-5)
-    assert candidate.recut_score == pytest.approx(_logit(0.999) - 0.3 * _logit(0.1) + 3.0, rel=1e-5)
+    expected = _logit(0.6) - 0.3 * _logit(0.1) + 3.0 + whole(*line[1:])
+    assert candidate.score == pytest.approx(expected, rel=1e-5)
+    expected = _logit(0.999) - 0.3 * _logit(0.1) + 3.0 + whole(*recut)
+    assert candidate.recut_score == pytest.approx(expected, rel=1e-5)
     (out,), probs = reading.resolve_alternatives([line], model)
     assert all(a.crop is b.crop for a, b in zip(out, [line[0], *recut], strict=True))
     assert list(probs.argmax(axis=1)) == [1, 2, 7]
@@ -369,6 +377,33 @@ def test_a_hard_cut_is_replaced_by_a_surer_recut(monkeypatch):
     lines, copies = reading.apply_recuts([chained], {id(chained[0]): recut, id(chained[1]): recut})
     assert all(a.crop is b.crop for a, b in zip(lines[0], recut, strict=True))
     assert copies == {id(lines[0][0]): id(recut[0])}
+
+
+def test_the_crop_verifier_chooses_between_cuts_read_as_surely(monkeypatch):
+    # Two cuts of a wide digit whose pieces the classifier reads as surely; the verifier
+    # calls cut a's left piece a part of a digit (a stroke cut off), cut b's pieces whole.
+    cut_a = (_digit(10, 0), _digit(11, 5))
+    cut_b = (_digit(12, 0), _digit(13, 5))
+    line = [_digit(1, 0, splits=(cut_a, cut_b))]
+    reads = {1: (0, 0.99), 10: (1, 0.999), 11: (5, 0.999), 12: (3, 0.999), 13: (5, 0.999)}
+    model = _ScriptedModel(reads, {1: 0.99})
+    calls = {1: (0.2, 0.7, 0.1), 10: (0.05, 0.05, 0.9)}
+
+    def verdicts(crops):
+        keys = [round(float(c[0, 0]) * 1000) for c in crops]
+        return np.array([calls.get(k, (0.9, 0.05, 0.05)) for k in keys]).reshape(-1, 3)
+
+    monkeypatch.setattr(reading, "_verdicts", verdicts)
+    probs_of, pair_of = reading.first_pass(model, [line])
+    (candidate,) = reading.split_candidates(model, [line], probs_of, pair_of)
+    assert candidate.cut == cut_b
+    # The split rule sees the verifier's calls on the whole and on the chosen cut's pieces.
+    expected = _logit(np.array([calls[1], (0.9, 0.05, 0.05), (0.9, 0.05, 0.05)]))
+    np.testing.assert_allclose(candidate.inputs[8:], expected.ravel(), rtol=1e-5)
+    # Without the verifier's call the first of two equal cuts is the one chosen.
+    calls[10] = (0.9, 0.05, 0.05)
+    (candidate,) = reading.split_candidates(model, [line], probs_of, pair_of)
+    assert candidate.cut == cut_a
 
 
 def test_short_boxes_are_judged_by_the_drop_rule(monkeypatch):
