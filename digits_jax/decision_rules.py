@@ -104,9 +104,10 @@ CUT_PAIR = 0.3
 CUT_HEIGHT = 3.0
 # Plus CUT_WHOLE times the mean logit of the crop verifier's p(whole digit) of the pieces:
 # the classifier reads a cut-off stroke surely, the verifier was trained on such pieces.
-# Stop 33, on the cuts of 2 x 600 fitting pages (seeds 1000 and 2000): the re-cuts taken
-# lost 33 / 24 digits against the truth's choice, 22 / 14 with it (harmed pairs 7 / 4 ->
-# 7 / 3), the wide blobs' chosen cuts 19 / 14 -> 14 / 12; 0.5-2 gave about the same.
+# Stop 33, on the cuts of 600 fitting pages (seed 1000) and of 600 of the verifier's own
+# (seed 2000): the re-cuts taken lost 33 / 24 digits against the truth's choice, 22 / 14
+# with it (harmed pairs 7 / 4 -> 7 / 3), the wide blobs' chosen cuts 19 / 14 -> 14 / 12;
+# 0.5-2 gave about the same (docs/reading_history.md, "Stop 33").
 CUT_WHOLE = 1.0
 # The two pieces of a hard cut between touching digits are replaced by the best re-cut of
 # their union (by ``cut_scores``) where its score beats theirs by this much. Chosen on the
