@@ -1268,14 +1268,45 @@ def _segment(image: np.ndarray, light_ink: bool | None = None) -> list[list[_Blo
     return lines
 
 
+# A digit's box is where its ink reaches half its strokes' strength, or half the
+# strength of the strokes nearby where those reach this fraction of the digit's own and
+# are drawn with a pen like its other strokes: a stroke drawn lighter than the rest (a
+# 9's loop in a shadow, a 4's arm where the pen ran dry) keeps its place in the box,
+# while a printed grid's hairline or a shadow's broad edge joined to the digit does not
+# (docs/reading_history.md, "Stop 34").
+_LIGHT_STROKE = 0.35
+_LIGHT_PEN = (0.3, 1.5)
+
+
+def _half_strength(sub: np.ndarray, mask: np.ndarray, peak: float) -> np.ndarray:
+    """The pixels of a blob's ink ``sub`` (within ``mask``) at half strength or more:
+    of the blob's strokes (``peak``), or of a lighter stroke (``_LIGHT_STROKE``): half
+    the strongest ink within about a pen's reach (a fifth of the blob's height), in a
+    part whose width is ``_LIGHT_PEN`` times the strong strokes'. The low threshold that
+    keeps faint strokes attached leaves a halo round every stroke; cut at half strength
+    it does not fatten thin digits' boxes."""
+    strong = mask & (sub >= 0.5 * peak)
+    k = _odd(0.2 * sub.shape[0])
+    local = cv2.dilate(np.where(mask, sub, 0.0), np.ones((k, k), np.uint8))
+    light = mask & ~strong & (local >= _LIGHT_STROKE * peak) & (sub >= 0.5 * local)
+    if not light.any() or not strong.any():
+        return strong | light
+    n, parts = cv2.connectedComponents(light.astype(np.uint8), connectivity=8)
+    pen = max(stroke_width(strong), 1.0)
+    lo, hi = _LIGHT_PEN
+    keep = np.zeros(n, bool)
+    for i in range(1, n):
+        keep[i] = lo <= stroke_width(parts == i) / pen <= hi
+    return strong | keep[parts]
+
+
 def _soft(blob: _Blob, ink8: np.ndarray) -> _Blob:
     """Anti-aliased ink of the blob (like MNIST's grey edges), relative to its own
-    strokes, and its box where the ink reaches half strength: the low threshold that
-    keeps faint strokes attached would otherwise fatten thin digits' boxes."""
+    strokes, and its box where the ink reaches half strength (``_half_strength``)."""
     sub = ink8[blob.y : blob.y + blob.h, blob.x : blob.x + blob.w].astype(np.float32)
-    peak = float(np.percentile(sub[blob.mask], 90))
-    soft = np.where(blob.mask, np.clip(sub / max(peak, 1.0), 0.0, 1.0), 0.0)
-    core = _tight(blob.x, blob.y, soft >= 0.5)
+    peak = max(float(np.percentile(sub[blob.mask], 90)), 1.0)
+    soft = np.where(blob.mask, np.clip(sub / peak, 0.0, 1.0), 0.0)
+    core = _tight(blob.x, blob.y, _half_strength(sub, blob.mask, peak))
     alternatives = {
         "splits": blob.splits,
         "joined": _soft(blob.joined, ink8) if blob.joined is not None else None,

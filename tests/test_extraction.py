@@ -548,6 +548,40 @@ def test_wide_blob_offers_two_piece_readings() -> None:
         assert abs(b.box[0] - 2 * a.box[0]) <= 2 and abs(b.box[2] - 2 * a.box[2]) <= 3
 
 
+def test_a_stroke_drawn_lighter_than_the_rest_stays_in_the_box() -> None:
+    """A 9 whose loop is drawn at 0.4 of its stem's ink (a shadow, a pen running dry):
+    its box holds the loop, not only the stem, while the box of a plain 1 beside it is
+    not fattened by the halo of its strokes."""
+    h, w = 300, 700
+    ink = np.zeros((h, w), np.float32)
+    cv2.circle(ink, (200, 130), 26, 0.4, 6)  # the loop: ink from x 171, y 101
+    cv2.line(ink, (226, 130), (226, 210), 1.0, 7)  # the stem
+    cv2.line(ink, (400, 104), (400, 210), 1.0, 7)
+    cv2.line(ink, (520, 104), (520, 210), 1.0, 7)
+    (line,) = extract_digits(_compose(_paper(h, w), ink))
+    nine, one, _ = line
+    x, y, bw, bh = nine.box
+    assert x <= 174 and y <= 104 and x + bw >= 228 and y + bh >= 211, nine.box
+    assert one.box[2] <= 11, one.box
+
+
+@pytest.mark.parametrize(("width", "kept"), [(7, True), (1, False)])
+def test_a_lighter_part_counts_in_the_box_only_when_drawn_with_the_pen(
+    width: int, kept: bool
+) -> None:
+    """A stroke at 0.45 of the digit's ink, as broad as its pen, is part of the digit; a
+    hairline as dark (a printed grid's line joined to it) is not."""
+    sub = np.zeros((100, 40), np.float32)
+    sub[:, 5:12] = 200.0  # the digit's stroke, 7 px
+    sub = cv2.GaussianBlur(sub, (3, 3), 0)  # with a halo
+    sub[:, 25 : 25 + width] = 90.0  # beside it, lighter
+    sub[:2, 12:25] = 90.0  # joined to it at the top
+    mask = sub > 10.0
+    core = extraction._half_strength(sub, mask, 200.0)
+    assert core[50, 5:12].all() and not core[50, :4].any()
+    assert core[50, 25 : 25 + width].any() == kept
+
+
 def test_wide_blob_cuts_include_fixed_ink_shares() -> None:
     """Two overlapping digits share columns, so the cut between them is often not the one
     crossing the least ink: each slant is also cut at fixed shares of the ink."""
