@@ -706,6 +706,12 @@ def _typical_height_of(stats: np.ndarray, shape: tuple[int, ...]) -> float | Non
     return float(h[order][np.searchsorted(cum, cum[-1] / 2)])
 
 
+def _stroke_length(labels: np.ndarray, stats: np.ndarray, i: int) -> float:
+    """The length of the strokes of component ``i`` (its area over its stroke width)."""
+    x, y, w, h, area = (int(v) for v in stats[i, :5])
+    return area / max(stroke_width(labels[y : y + h, x : x + w] == i), 1.0)
+
+
 def _blobs(mask: np.ndarray, desk: np.ndarray | None = None) -> tuple[list[_Blob], float]:
     """Plausible digit parts (and the typical digit height), noise and page edges dropped.
     ``desk`` (``page_region.desk_mask``) marks the desk around the page, whose marks do
@@ -734,9 +740,12 @@ def _blobs(mask: np.ndarray, desk: np.ndarray | None = None) -> tuple[list[_Blob
         if candidates.any():
             idx = np.flatnonzero(candidates)
             break
-    hh, aa = h[idx].astype(np.float64), area[idx].astype(np.float64)
+    # Each part counts by the length of its strokes, not its area: a shadow's solid tip
+    # outweighed all of a page's thin digits by area, and they were dropped as specks.
+    hh = h[idx].astype(np.float64)
+    length = np.array([_stroke_length(labels, stats, i) for i in idx])
     order = np.argsort(hh)
-    cum = np.cumsum(aa[order])
+    cum = np.cumsum(length[order])
     typical = float(hh[order][np.searchsorted(cum, cum[-1] / 2)])
     size = np.maximum(w, h)
     keep &= size >= 0.15 * typical  # specks and dots

@@ -565,6 +565,19 @@ def test_a_stroke_drawn_lighter_than_the_rest_stays_in_the_box() -> None:
     assert one.box[2] <= 11, one.box
 
 
+def test_a_dark_solid_shadow_does_not_set_the_digits_height() -> None:
+    """The narrow tip of a pen's cast shadow, darker than the digits and with more ink
+    than all fifteen of them, thinly written: the digits' height is theirs, the digits
+    are found and the shadow is not."""
+    h, w = 1000, 800
+    ink, centres = _ink_layer(h, w, ["40719", "28365", "51904"], height=36, thickness=2)
+    shadow = np.zeros((h, w), np.float32)
+    tip = np.array([[560, 480], [600, 480], [590, 990], [570, 990]], np.int32)
+    cv2.fillPoly(shadow, [tip], 1.0)
+    page = _compose(_compose(_paper(h, w), ink), shadow, colour=(60, 60, 70), strength=0.8)
+    _assert_reading_order(extract_digits(page), centres)
+
+
 @pytest.mark.parametrize(("width", "kept"), [(7, True), (1, False)])
 def test_a_lighter_part_counts_in_the_box_only_when_drawn_with_the_pen(
     width: int, kept: bool
