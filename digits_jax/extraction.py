@@ -700,10 +700,14 @@ def _typical_height_of(stats: np.ndarray, shape: tuple[int, ...]) -> float | Non
     ok = (h < 0.5 * shape[0]) & (w < 0.5 * shape[1])
     if a[ok].sum() < 0.5 * a.sum():
         return None
-    h, a = h[ok], a[ok]
-    order = np.argsort(h)
-    cum = np.cumsum(a[order])
-    return float(h[order][np.searchsorted(cum, cum[-1] / 2)])
+    return _weighted_median(h[ok], a[ok])
+
+
+def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
+    """The smallest value at or below which half the total weight lies."""
+    order = np.argsort(values)
+    cum = np.cumsum(weights[order])
+    return float(values[order][np.searchsorted(cum, cum[-1] / 2)])
 
 
 def _stroke_length(labels: np.ndarray, stats: np.ndarray, i: int) -> float:
@@ -742,11 +746,8 @@ def _blobs(mask: np.ndarray, desk: np.ndarray | None = None) -> tuple[list[_Blob
             break
     # Each part counts by the length of its strokes, not its area: a shadow's solid tip
     # outweighed all of a page's thin digits by area, and they were dropped as specks.
-    hh = h[idx].astype(np.float64)
     length = np.array([_stroke_length(labels, stats, i) for i in idx])
-    order = np.argsort(hh)
-    cum = np.cumsum(length[order])
-    typical = float(hh[order][np.searchsorted(cum, cum[-1] / 2)])
+    typical = _weighted_median(h[idx].astype(np.float64), length)
     size = np.maximum(w, h)
     keep &= size >= 0.15 * typical  # specks and dots
     keep &= h <= 3.0 * typical  # much taller than any digit
