@@ -44,23 +44,42 @@ def fuse(
     return canvas
 
 
+def random_fuse(rng: np.random.Generator, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """``fuse`` with an overlap, a size ratio and a vertical shift drawn by ``rng``."""
+    return fuse(
+        left,
+        right,
+        overlap=rng.uniform(0.0, MAX_OVERLAP),
+        scale=rng.uniform(0.85, 1.15),
+        dy=rng.uniform(-0.1, 0.1),
+    )
+
+
 def pairs_and_singles(
     rng: np.random.Generator, digits: np.ndarray, n: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """``n`` fused pairs and ``n`` single digits drawn from ``digits`` (N, 28, 28), both as
     MNIST-format crops (n, 28, 28) float32, normalised as extraction normalises a blob."""
     pick = lambda: digits[rng.integers(len(digits))]  # noqa: E731
-    pairs = [
-        to_mnist(
-            fuse(
-                pick(),
-                pick(),
-                overlap=rng.uniform(0.0, MAX_OVERLAP),
-                scale=rng.uniform(0.85, 1.15),
-                dy=rng.uniform(-0.1, 0.1),
-            )
-        )
-        for _ in range(n)
-    ]
+    pairs = [to_mnist(random_fuse(rng, pick(), pick())) for _ in range(n)]
     singles = [to_mnist(pick()) for _ in range(n)]
     return np.stack(pairs), np.stack(singles)
+
+
+def pair_class(left: np.ndarray | int, right: np.ndarray | int) -> np.ndarray | int:
+    """The class of an ordered pair of digits among ten singles and a hundred pairs."""
+    return 10 + 10 * np.asarray(left) + np.asarray(right)
+
+
+def labelled_pairs_and_singles(
+    rng: np.random.Generator, digits: np.ndarray, labels: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` fused pairs of ``digits`` (N, 28, 28) drawn by ``rng``, then every one of the
+    digits alone, as MNIST-format crops (n + N, 28, 28) uint8, with their classes: a
+    single digit its label, a pair ``pair_class`` of its left and right digits' labels."""
+    picks = rng.integers(len(digits), size=(n, 2))
+    pairs = [to_mnist(random_fuse(rng, digits[i], digits[j])) for i, j in picks]
+    singles = [to_mnist(d) for d in digits]
+    crops = np.round(np.stack(pairs + singles) * 255).astype(np.uint8)
+    classes = np.concatenate([pair_class(labels[picks[:, 0]], labels[picks[:, 1]]), labels])
+    return crops, classes.astype(np.int32)

@@ -27,31 +27,44 @@ CLASSES = ("whole", "two", "part")
 Box = Sequence[float]
 ASSET = Path(__file__).parent / "assets" / "verifier.npz"
 _F32 = np.dtype(np.float32)
-PARAM_SPECS: dict[str, Any] = trees.unflatten(
-    {
-        **{
-            k: v
-            for k, v in trees.flatten(numpy_classifier.PARAM_SPECS).items()
-            if not k.startswith("head/")
-        },
-        "head/kernel": trees.Spec((numpy_classifier.FEATURES, len(CLASSES)), _F32),
-        "head/bias": trees.Spec((len(CLASSES),), _F32),
-    }
-)
+
+
+def param_specs(classes: int) -> dict[str, Any]:
+    """The parameter table of the classifier's network with ``classes`` outputs."""
+    return trees.unflatten(
+        {
+            **{
+                k: v
+                for k, v in trees.flatten(numpy_classifier.PARAM_SPECS).items()
+                if not k.startswith("head/")
+            },
+            "head/kernel": trees.Spec((numpy_classifier.FEATURES, classes), _F32),
+            "head/bias": trees.Spec((classes,), _F32),
+        }
+    )
+
+
+PARAM_SPECS: dict[str, Any] = param_specs(len(CLASSES))
+
+
+def load_network(path: str | Path, classes: int, name: str) -> dict[str, Any]:
+    """The parameters of a crop network (``save``'s file: a ``models.Classifier`` tree
+    with ``classes`` outputs); ``name`` says what it is in the errors."""
+    try:
+        with np.load(path) as raw:
+            params = trees.unflatten({k: np.asarray(raw[k], np.float32) for k in raw.files})
+    except (OSError, ValueError, EOFError) as exc:
+        raise DigitsJaxError(f"cannot load the {name} {path}: {exc}") from None
+    mismatch = trees.first_mismatch(param_specs(classes), params, source="file")
+    if mismatch:
+        raise DigitsJaxError(f"{path} is not a {name}: {mismatch}")
+    return params
 
 
 @functools.cache
 def load(path: str | Path = ASSET) -> dict[str, Any]:
     """The verifier's parameters (a ``models.Classifier`` tree with three classes)."""
-    try:
-        with np.load(path) as raw:
-            params = trees.unflatten({k: np.asarray(raw[k], np.float32) for k in raw.files})
-    except (OSError, ValueError, EOFError) as exc:
-        raise DigitsJaxError(f"cannot load the crop verifier {path}: {exc}") from None
-    mismatch = trees.first_mismatch(PARAM_SPECS, params, source="file")
-    if mismatch:
-        raise DigitsJaxError(f"{path} is not a crop verifier: {mismatch}")
-    return params
+    return load_network(path, len(CLASSES), "crop verifier")
 
 
 def probabilities(crops: np.ndarray, params: dict[str, Any] | None = None) -> np.ndarray:
@@ -89,7 +102,7 @@ def offered(lines: Sequence[Sequence[Any]], rng: np.random.Generator, cuts: int)
 
 
 def save(params: dict[str, Any], path: str | Path = ASSET) -> Path:
-    """Writes the parameters as a flat ``.npz`` (atomically)."""
+    """Writes a crop network's parameters as a flat ``.npz`` (atomically)."""
     buffer = io.BytesIO()
     np.savez(buffer, **{k: np.asarray(v, np.float32) for k, v in trees.flatten(params).items()})
     return export.write_atomically(Path(path), buffer.getvalue())
@@ -103,18 +116,19 @@ def fit(
     batch_size: int = 128,
     seed: int = 0,
     progress: Callable[[int, float], None] | None = None,
+    classes: int = len(CLASSES),
 ) -> dict[str, Any]:
-    """Trains the verifier on uint8 crops (N, 28, 28) and class indices (N,) into
-    ``CLASSES`` (Adam, cosine schedule, cross-entropy); its encoder starts from
-    ``encoder`` (a trained classifier's, by pytree surgery) when given. ``progress``
-    gets each epoch's index and mean loss. Imports JAX."""
+    """Trains the verifier (or another crop network of ``classes`` outputs) on uint8
+    crops (N, 28, 28) and class indices (N,) (Adam, cosine schedule, cross-entropy); its
+    encoder starts from ``encoder`` (a trained classifier's, by pytree surgery) when
+    given. ``progress`` gets each epoch's index and mean loss. Imports JAX."""
     import jax
     import jax.numpy as jnp
     import optax
 
     from digits_jax import input_pipeline, models, surgery, train, training_loop
 
-    model = models.Classifier(num_classes=len(CLASSES))
+    model = models.Classifier(num_classes=classes)
     params = models.init_params(model, jax.random.key(seed))
     if encoder is not None:
         params = surgery.graft_encoder(params, {"encoder": jax.tree.map(jnp.asarray, encoder)})

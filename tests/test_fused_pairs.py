@@ -54,3 +54,22 @@ def test_probe_pair_detector_script(reader_model, capsys, import_script):
         assert all(0 <= n <= counts[kind] for n in per_threshold)
         assert per_threshold == sorted(per_threshold, reverse=True)
     assert probe.main(["--model", str(workdir / "missing"), "--pages", "1"]) == 2
+
+
+def test_labelled_pairs_and_singles_number_each_pair_by_its_digits():
+    digits = np.stack([_digit(11, 17), _digit(9, 19), _digit(12, 16)])
+    labels = np.array([4, 7, 1], np.int32)
+    crops, classes = fused_pairs.labelled_pairs_and_singles(
+        np.random.default_rng(0), digits, labels, 5
+    )
+    assert crops.shape == (8, 28, 28) and crops.dtype == np.uint8 and classes.dtype == np.int32
+    # Five pairs first, each class 10 + 10 * left + right of two of the labels, then
+    # each digit alone as its own label.
+    assert all(c - 10 in {10 * a + b for a in labels for b in labels} for c in classes[:5])
+    np.testing.assert_array_equal(classes[5:], labels)
+    assert fused_pairs.pair_class(7, 4) == 84
+    again, same = fused_pairs.labelled_pairs_and_singles(
+        np.random.default_rng(0), digits, labels, 5
+    )
+    np.testing.assert_array_equal(again, crops)
+    np.testing.assert_array_equal(same, classes)
