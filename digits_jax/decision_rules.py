@@ -2,7 +2,8 @@
 
 Ink alone cannot tell two fused digits from one wide digit, nor a digit's detached bar
 from a digit of its own; the model's outputs can, together with the geometry and the
-crop verifier's calls (``verifier``: one whole digit, two, or a part?). The two
+crop verifier's calls (``verifier``: one whole digit, two, or a part?) and the
+two-digit reader's odds (``pair_reader``: one digit, or an ordered pair?). The two
 pieces of a hard cut between touching digits may be replaced by their union cut
 elsewhere (``RECUT_MARGIN`` on ``cut_scores``); then a wide blob may be taken as the two
 pieces of its best cut (``SPLIT``), two neighbours on a line as one digit (``JOIN``), and
@@ -40,49 +41,52 @@ class Rule:
 MIN_PAIR = 0.2
 # From `python scripts/fit_decision_rules.py --model workdirs/classifier --pages 1200`,
 # one weight per input in ``split_inputs``, ``join_inputs`` and ``drop_inputs`` order
-# (SPLIT refitted at stop 26 with the crop verifier's calls among its inputs).
+# (SPLIT refitted at stop 26 with the crop verifier's calls among its inputs, SPLIT and
+# JOIN at stop 35 with the two-digit reader's odds; DROP as fitted at stop 19).
 SPLIT = Rule(
     (
-        0.3,  # logit p(two digits), whole
-        -0.424,  # logit confidence, whole
-        0.212,  # logit confidence, less sure piece
-        0.323,  # logit confidence, surer piece
-        -0.011,  # width / line's median width
-        0.361,  # width / height
-        0.014,  # (width / line's median width, at most 3) squared
-        6.061,  # shorter piece's height / line's median height
-        -0.192,  # logit verifier's p(whole digit), whole
-        0.247,  # logit verifier's p(two digits), whole
-        -0.263,  # logit verifier's p(part), whole
-        0.125,  # logit verifier's p(whole digit), left piece
-        -0.082,  # logit verifier's p(two digits), left piece
-        -0.054,  # logit verifier's p(part), left piece
-        0.144,  # logit verifier's p(whole digit), right piece
-        -0.165,  # logit verifier's p(two digits), right piece
-        -0.098,  # logit verifier's p(part), right piece
+        0.162,  # logit p(two digits), whole
+        -0.281,  # logit confidence, whole
+        0.221,  # logit confidence, less sure piece
+        0.235,  # logit confidence, surer piece
+        0.246,  # width / line's median width
+        -0.302,  # width / height
+        0.176,  # (width / line's median width, at most 3) squared
+        7.5,  # shorter piece's height / line's median height
+        -0.203,  # logit verifier's p(whole digit), whole
+        0.159,  # logit verifier's p(two digits), whole
+        -0.265,  # logit verifier's p(part), whole
+        0.087,  # logit verifier's p(whole digit), left piece
+        -0.128,  # logit verifier's p(two digits), left piece
+        -0.018,  # logit verifier's p(part), left piece
+        0.107,  # logit verifier's p(whole digit), right piece
+        -0.155,  # logit verifier's p(two digits), right piece
+        -0.076,  # logit verifier's p(part), right piece
+        0.212,  # two-digit reader's log odds of a pair, whole
     ),
-    -10.462,
+    -13.151,
 )
 JOIN = Rule(
     (
-        -0.107,  # logit p(two digits): union
-        0.005,  # left
-        0.028,  # right
-        0.141,  # logit confidence: union
-        -0.118,  # left
-        -0.085,  # right
-        -3.795,  # gap / line's median height
-        0.306,  # union's width / line's median width
-        1.257,  # union's height / line's median height
-        -4.658,  # shorter one's height / line's median height
-        -0.926,  # taller one's height / line's median height
-        -1.056,  # narrower one's width / line's median width
-        0.193,  # union's width / height
-        -0.046,  # rows shared / shorter one's height
-        -0.241,  # union read as the left one's digit
-        -0.252,  # union read as the right one's digit
+        -0.029,  # logit p(two digits): union
+        -0.013,  # left
+        0.004,  # right
+        0.082,  # logit confidence: union
+        -0.039,  # left
+        -0.037,  # right
+        -2.167,  # gap / line's median height
+        -0.074,  # union's width / line's median width
+        3.476,  # union's height / line's median height
+        -4.01,  # shorter one's height / line's median height
+        -5.003,  # taller one's height / line's median height
+        0.363,  # narrower one's width / line's median width
+        -0.128,  # union's width / height
+        3.336,  # rows shared / shorter one's height
+        -0.21,  # union read as the left one's digit
+        -0.197,  # union read as the right one's digit
+        -0.147,  # two-digit reader's log odds of a pair, union
     ),
-    4.741,
+    2.038,
 )
 # Boxes shorter than this fraction of their line's median height (as decided) are judged
 # by DROP; lines of one box never are.
@@ -137,6 +141,7 @@ def split_inputs(
     aspect: float,
     piece_height: float,
     verdicts: np.ndarray,
+    reader_odds: float,
 ) -> np.ndarray:
     """The split rule's inputs for one blob: the detector's p(two digits) of the whole,
     the classifier's probabilities (10,) of the whole and (2, 10) of its cut's pieces,
@@ -144,7 +149,8 @@ def split_inputs(
     shorter piece's height over the line's median height (a crop is scaled to 20 px, so
     only this tells a partial digit, cut off a whole one, from a small digit), and the
     crop verifier's p(whole digit, two digits, part of a digit) (3, 3) of the whole and
-    of the left and the right piece (``verifier``)."""
+    of the left and the right piece (``verifier``), and the two-digit reader's log odds
+    of a pair against a single digit for the whole (``pair_reader.pair_odds``)."""
     sure = np.max(pieces, axis=1)
     return np.array(
         [
@@ -157,6 +163,7 @@ def split_inputs(
             min(rel_width, 3.0) ** 2,
             piece_height,
             *_logits(verdicts).ravel(),
+            reader_odds,
         ]
     )
 
@@ -186,11 +193,13 @@ def join_inputs(
     probs: Sequence[np.ndarray],
     boxes: Sequence[Box],
     line_size: tuple[float, float],
+    reader_odds: float,
 ) -> np.ndarray:
     """The join rule's inputs for two neighbours and their union: the detector's
     p(two digits) and the classifier's probabilities (10,) of the union, the left and
-    the right one (in that order in each sequence), their boxes (x, y, w, h), and the
-    line's median digit (width, height)."""
+    the right one (in that order in each sequence), their boxes (x, y, w, h), the
+    line's median digit (width, height), and the two-digit reader's log odds of a pair
+    against a single digit for the union (``pair_reader.pair_odds``)."""
     (_, _, uw, uh), (lx, ly, lw, lh), (rx, ry, rw, rh) = boxes
     width, height = line_size
     union, left, right = (np.asarray(p) for p in probs)
@@ -209,6 +218,7 @@ def join_inputs(
             overlap,  # of their rows, over the shorter one's height
             float(np.argmax(union) == np.argmax(left)),
             float(np.argmax(union) == np.argmax(right)),
+            reader_odds,
         ]
     )
 

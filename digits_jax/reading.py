@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from digits_jax import decision_rules, images, layout, verifier
+from digits_jax import decision_rules, images, layout, pair_reader, verifier
 from digits_jax.errors import DigitsJaxError
 from digits_jax.extraction import Digit, extract_digits
 
@@ -190,6 +190,11 @@ def _read_cuts(
     return out
 
 
+def _pair_odds(crops: list[np.ndarray]) -> np.ndarray:
+    """The two-digit reader's log odds of a pair against one digit (N,) of 28x28 crops."""
+    return pair_reader.pair_odds(np.reshape(crops, (-1, 28, 28)))
+
+
 def _verdicts(crops: list[np.ndarray]) -> np.ndarray:
     """The crop verifier's p(whole, two, part) (N, 3) of 28x28 crops."""
     return verifier.probabilities(np.reshape(crops, (-1, 28, 28)))
@@ -213,9 +218,10 @@ def split_candidates(
     ]
     readings = _read_cuts(model, [d.splits for d, _ in wide], tta)
     whole_calls = _verdicts([d.crop for d, _ in wide])
+    odds = _pair_odds([d.crop for d, _ in wide])
     out = []
-    for (d, (line_width, line_height)), (pieces, piece_pairs, calls), whole in zip(
-        wide, readings, whole_calls, strict=True
+    for (d, (line_width, line_height)), (pieces, piece_pairs, calls), whole, whole_odds in zip(
+        wide, readings, whole_calls, odds, strict=True
     ):
         heights = _heights(d.splits, line_height)
         scores = decision_rules.cut_scores(pieces, piece_pairs, heights, calls[..., 0])
@@ -229,6 +235,7 @@ def split_candidates(
             w / h,
             heights[best],
             np.concatenate([whole[None], calls[best]]),
+            float(whole_odds),
         )
         out.append(SplitCandidate(d, d.splits[best], pieces[best], inputs))
     return out
@@ -344,20 +351,25 @@ def join_candidates(
 ) -> list[JoinCandidate]:
     """The digits of ``lines`` that have a union with the next one (``Digit.joined``),
     with the first pass's outputs (by ``id``) of the union and the two."""
+    found = [
+        (d, after, _line_size(line))
+        for line in lines
+        if len(line) > 1
+        for d, after in itertools.pairwise(line)
+        if d.joined is not None
+    ]
+    odds = _pair_odds([d.joined.crop for d, _, _ in found])
     out = []
-    for line in (line for line in lines if len(line) > 1):
-        size = _line_size(line)
-        for d, after in itertools.pairwise(line):
-            if d.joined is None:
-                continue
-            three = (d.joined, d, after)
-            inputs = decision_rules.join_inputs(
-                [pair_of[id(x)] for x in three],
-                [probs_of[id(x)] for x in three],
-                [x.box for x in three],
-                size,
-            )
-            out.append(JoinCandidate(d, after, inputs))
+    for (d, after, size), union_odds in zip(found, odds, strict=True):
+        three = (d.joined, d, after)
+        inputs = decision_rules.join_inputs(
+            [pair_of[id(x)] for x in three],
+            [probs_of[id(x)] for x in three],
+            [x.box for x in three],
+            size,
+            float(union_odds),
+        )
+        out.append(JoinCandidate(d, after, inputs))
     return out
 
 

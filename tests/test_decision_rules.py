@@ -16,8 +16,8 @@ def _candidates(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Split inputs whose first and fifth columns decide whether a cut finds a digit more
     (gain 1) or loses one (gain -1); most blobs are single digits (gain 0)."""
     rng = np.random.default_rng(seed)
-    scale = np.array([3, 2, 2, 2, 0.3, 0.2, 1, 0.2, *[2] * 9])
-    offset = np.array([0, 4, 4, 6, 1, 0.6, 1, 0.9, *[0] * 9])
+    scale = np.array([3, 2, 2, 2, 0.3, 0.2, 1, 0.2, *[2] * 9, 3])
+    offset = np.array([0, 4, 4, 6, 1, 0.6, 1, 0.9, *[0] * 9, -2])
     x = rng.normal(size=(n, rules.SPLIT_INPUTS)) * scale + offset
     signal = x[:, 0] / 3 + (x[:, 4] - 1) / 0.3
     gain = np.where(signal > 2.0, 1.0, np.where(signal > 1.5, -1.0, 0.0))
@@ -75,24 +75,29 @@ def test_split_inputs_and_the_fitted_rule():
     whole[3] = 0.91
     pieces = np.full((2, 10), 0.0)
     pieces[0, 1], pieces[1, 7] = 1.0, 0.9  # a sure piece's logit is clipped, not infinite
-    x = rules.split_inputs(0.8, whole, pieces, 1.6, 1.1, piece_height=0.9, verdicts=TWO_CUT)
+    x = rules.split_inputs(
+        0.8, whole, pieces, 1.6, 1.1, piece_height=0.9, verdicts=TWO_CUT, reader_odds=2.5
+    )
     logit = lambda p: np.log(p / (1 - p))  # noqa: E731
     np.testing.assert_allclose(x[[0, 1, 2]], [logit(0.8), logit(0.91), logit(0.9)])
     assert np.isfinite(x).all() and x[3] > 15 and list(x[4:8]) == [1.6, 1.1, 1.6**2, 0.9]
-    np.testing.assert_allclose(x[8:], logit(TWO_CUT).ravel())
+    np.testing.assert_allclose(x[8:17], logit(TWO_CUT).ravel())
+    assert x[17] == 2.5
     assert x.shape == (rules.SPLIT_INPUTS,)
     assert rules.SPLIT.take(np.zeros((0, rules.SPLIT_INPUTS))).shape == (0,)
     # The fitted rule: a blob twice its line's width that the detector calls two, read
     # surely in both pieces of a digit's height, that the verifier calls whole pieces,
     # is split; a blob of a single digit's width read surely whole is not.
-    pair = rules.split_inputs(0.999, whole, np.eye(10)[[1, 7]] * 0.999, 2.0, 1.3, 0.95, TWO_CUT)
+    pair = rules.split_inputs(
+        0.999, whole, np.eye(10)[[1, 7]] * 0.999, 2.0, 1.3, 0.95, TWO_CUT, 4.0
+    )
     sure = np.eye(10)[3] * 0.999
-    single = rules.split_inputs(0.3, sure, np.eye(10)[[1, 7]] * 0.6, 1.0, 0.7, 0.7, ONE_CUT)
+    single = rules.split_inputs(0.3, sure, np.eye(10)[[1, 7]] * 0.6, 1.0, 0.7, 0.7, ONE_CUT, -6.0)
     assert list(rules.SPLIT.take(np.stack([pair, single]))) == [True, False]
     # The verifier's calls weigh: the same two pieces called parts tip the blob back.
-    parts = rules.split_inputs(0.999, whole, np.eye(10)[[1, 7]] * 0.99, 1.8, 1.0, 0.9, TWO_CUT)
+    parts = rules.split_inputs(0.999, whole, np.eye(10)[[1, 7]] * 0.99, 1.8, 1.0, 0.9, TWO_CUT, 4.0)
     called_parts = parts.copy()
-    called_parts[8:] = np.log(ONE_CUT / (1 - ONE_CUT)).ravel()
+    called_parts[8:17] = np.log(ONE_CUT / (1 - ONE_CUT)).ravel()
     assert list(rules.SPLIT.take(np.stack([parts, called_parts]))) == [True, False]
 
 
@@ -117,15 +122,16 @@ def test_cut_scores_prefer_sure_single_pieces_of_a_digits_height():
     assert rules.cut_scores(pieces[:0], empty, np.zeros(0), empty).shape == (0,)
 
 
-def _join(union_pair, union, boxes, left=(1, 0.6), right=(7, 0.6)):
+def _join(union_pair, union, boxes, left=(1, 0.6), right=(7, 0.6), odds=-5.0):
     """Join inputs for a union read as ``union`` (digit, confidence) beside two
-    neighbours read as ``left`` and ``right``, on a line of 20 x 40 digits."""
+    neighbours read as ``left`` and ``right``, on a line of 20 x 40 digits, that the
+    two-digit reader gives ``odds`` of being a pair."""
     probs = []
     for digit, sure in (union, left, right):
         p = np.full(10, (1 - sure) / 9)
         p[digit] = sure
         probs.append(p)
-    return rules.join_inputs([union_pair, 0.3, 0.3], probs, boxes, (20.0, 40.0))
+    return rules.join_inputs([union_pair, 0.3, 0.3], probs, boxes, (20.0, 40.0), odds)
 
 
 def test_join_inputs_and_the_fitted_rule():
@@ -137,12 +143,12 @@ def test_join_inputs_and_the_fitted_rule():
     # Gap (overlapping by 2 px), union width and height, the shorter and the taller
     # one's height, the narrower one's width, the union's aspect, the rows they share
     # over the shorter one's height, the union's class equal to the left's, the right's.
-    expected = [-2 / 40, 24 / 20, 1.0, 6 / 40, 32 / 40, 10 / 20, 24 / 40, 0.0, 0.0, 0.0]
+    expected = [-2 / 40, 24 / 20, 1.0, 6 / 40, 32 / 40, 10 / 20, 24 / 40, 0.0, 0.0, 0.0, -5.0]
     np.testing.assert_allclose(x[6:], expected)
     # The fitted rule joins such a bar to its digit, and keeps apart two digits of a
     # line's height side by side whose union the detector calls two.
     apart = [(100, 100, 40, 40), (100, 100, 20, 40), (120, 100, 20, 40)]
-    two = _join(0.98, (0, 0.7), apart, left=(3, 0.99), right=(8, 0.99))
+    two = _join(0.98, (0, 0.7), apart, left=(3, 0.99), right=(8, 0.99), odds=4.0)
     assert list(rules.JOIN.take(np.stack([x, two]))) == [True, False]
 
 

@@ -9,7 +9,16 @@ import cv2
 import numpy as np
 import pytest
 
-from digits_jax import cli, data, decision_rules, inference, reading, synthetic_pages, verifier
+from digits_jax import (
+    cli,
+    data,
+    decision_rules,
+    inference,
+    pair_reader,
+    reading,
+    synthetic_pages,
+    verifier,
+)
 from digits_jax.scoring import edit_distance
 
 ASSETS = Path(__file__).resolve().parent.parent / "digits_jax" / "assets"
@@ -264,10 +273,12 @@ def _logit(p):
 def test_alternatives_are_decided_by_the_detector_and_the_classifier(monkeypatch):
     # Known rules: two digits when the less sure piece is read with >= 0.99; one digit
     # when the union's logits of confidence minus p(two digits) reach 5.
-    split = decision_rules.Rule((0, 0, 1, *[0] * 14), -_logit(0.99) + 1e-9)
-    join = decision_rules.Rule((-1, 0, 0, 1, *[0] * 12), -5.0)
+    split = decision_rules.Rule((0, 0, 1, *[0] * 15), -_logit(0.99) + 1e-9)
+    join = decision_rules.Rule((-1, 0, 0, 1, *[0] * 13), -5.0)
     monkeypatch.setattr(decision_rules, "SPLIT", split)
     monkeypatch.setattr(decision_rules, "JOIN", join)
+    # The two-digit reader's odds of a pair: the crop's key plus a half, to trace them.
+    monkeypatch.setattr(pair_reader, "pair_odds", lambda crops: crops[:, 0, 0] * 1000 + 0.5)
     # Digit 1 is wide with two cuts; digits 2 and 3 are neighbours that may be one.
     cut_a = (_digit(10, 0), _digit(11, 5))
     cut_b = (_digit(12, 0), _digit(13, 5))
@@ -289,8 +300,9 @@ def test_alternatives_are_decided_by_the_detector_and_the_classifier(monkeypatch
     assert _ids(page.lines[0]) == _ids(out)
     # The split rule's inputs: the detector's call, the whole's and pieces' confidences,
     # the blob's width for its line (all three 10 px wide), its aspect (10 x 20), the
-    # shorter piece's height for the line (all 20 px tall), and the crop verifier's
-    # calls on the whole and the two pieces.
+    # shorter piece's height for the line (all 20 px tall), the crop verifier's calls on
+    # the whole and the two pieces, and the two-digit reader's odds of a pair for the
+    # whole.
     probs_of, pair_of = reading.first_pass(model, [line])
     assert list(probs_of) == list(pair_of) == _ids([*line, union])
     (candidate,) = reading.split_candidates(model, [line], probs_of, pair_of)
@@ -298,14 +310,17 @@ def test_alternatives_are_decided_by_the_detector_and_the_classifier(monkeypatch
     expected = [_logit(0.99), _logit(0.99), _logit(0.995), _logit(0.999), 1.0, 0.5, 1.0, 1.0]
     np.testing.assert_allclose(candidate.inputs[:8], expected, rtol=1e-5)
     calls = verifier.probabilities(np.stack([d.crop for d in (line[0], *cut_b)]))
-    np.testing.assert_allclose(candidate.inputs[8:], _logit(calls).ravel(), rtol=1e-5)
+    np.testing.assert_allclose(candidate.inputs[8:17], _logit(calls).ravel(), rtol=1e-5)
+    np.testing.assert_allclose(candidate.inputs[17:], [1.5], rtol=1e-5)
     # The join rule's: the detector's calls and the confidences of the union, the left
-    # and the right one, then the geometry (the two overlap by 5 px of a 20 px height).
+    # and the right one, then the geometry (the two overlap by 5 px of a 20 px height),
+    # then the reader's odds of a pair for the union.
     (candidate,) = reading.join_candidates([line], probs_of, pair_of)
     assert (candidate.digit, candidate.after) == (line[1], line[2])
     calls = [_logit(p) for p in (0.1, 0.3, 0.2, 0.98, 0.6, 0.7)]
     np.testing.assert_allclose(candidate.inputs[:6], calls, rtol=1e-5)
-    assert list(candidate.inputs[6:]) == [-0.25, 1, 1, 1, 1, 1, 0.5, 1, 0, 0]
+    assert list(candidate.inputs[6:16]) == [-0.25, 1, 1, 1, 1, 1, 0.5, 1, 0, 0]
+    np.testing.assert_allclose(candidate.inputs[16:], [20.5], rtol=1e-5)
     # A cut whose piece the detector calls two digits is not the one judged
     # (``decision_rules.cut_scores``): cut a's pieces are, and it is declined.
     split_piece = _ScriptedModel(reads, pairs | {13: 0.999})
@@ -335,6 +350,9 @@ def test_alternatives_are_decided_by_the_detector_and_the_classifier(monkeypatch
 
 def test_a_hard_cut_is_replaced_by_a_surer_recut(monkeypatch):
     monkeypatch.setattr(decision_rules, "RECUT_MARGIN", 3.0)
+    # The re-cut alone is tested: the join rule takes nothing.
+    never = decision_rules.Rule((0.0,) * decision_rules.JOIN_INPUTS, -1.0)
+    monkeypatch.setattr(decision_rules, "JOIN", never)
     # Digits 2 and 3 are the pieces of a hard cut; their union has one other cut.
     recut = (_digit(30, 20), _digit(31, 28))
     union, pair = _digit(20, 0), _digit(21, 20)
@@ -399,7 +417,7 @@ def test_the_crop_verifier_chooses_between_cuts_read_as_surely(monkeypatch):
     assert candidate.cut == cut_b
     # The split rule sees the verifier's calls on the whole and on the chosen cut's pieces.
     expected = _logit(np.array([calls[1], (0.9, 0.05, 0.05), (0.9, 0.05, 0.05)]))
-    np.testing.assert_allclose(candidate.inputs[8:], expected.ravel(), rtol=1e-5)
+    np.testing.assert_allclose(candidate.inputs[8:17], expected.ravel(), rtol=1e-5)
     # Without the verifier's call the first of two equal cuts is the one chosen.
     calls[10] = (0.9, 0.05, 0.05)
     (candidate,) = reading.split_candidates(model, [line], probs_of, pair_of)
