@@ -8,6 +8,8 @@ pages of MNIST training digits (every digit, union and cut piece, labelled by it
 against the truth) by ``scripts/train_verifier.py``. It ships with the package
 (``assets/verifier.npz``), independent of any one trained classifier, and runs through
 the classifier's NumPy forward pass (``numpy_classifier``): reading imports no JAX.
+Its loading, saving and training serve the two-digit reader (``pair_reader``) too: the
+same network with other outputs.
 """
 
 from __future__ import annotations
@@ -42,9 +44,6 @@ def param_specs(classes: int) -> dict[str, Any]:
             "head/bias": trees.Spec((classes,), _F32),
         }
     )
-
-
-PARAM_SPECS: dict[str, Any] = param_specs(len(CLASSES))
 
 
 def load_network(path: str | Path, classes: int, name: str) -> dict[str, Any]:
