@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from digits_jax import calibration, numpy_classifier, verifier
+from digits_jax import verifier
 
 SINGLES = 10
 CLASSES = SINGLES + SINGLES * SINGLES  # ``fused_pairs.pair_class`` numbers the pairs
@@ -36,8 +36,7 @@ def probabilities(crops: np.ndarray, params: dict[str, Any] | None = None) -> np
     """p(each single digit, then each ordered pair) (N, ``CLASSES``) of 28x28 crops (N,
     28, 28) in [0, 1]."""
     params = load() if params is None else params
-    logits = numpy_classifier.outputs(params, np.reshape(crops, (-1, 28, 28)))[:, :CLASSES]
-    return calibration.softmax(logits, 1.0)
+    return verifier.probabilities(np.reshape(crops, (-1, 28, 28)), params)
 
 
 def pair_odds(crops: np.ndarray, params: dict[str, Any] | None = None) -> np.ndarray:

@@ -67,9 +67,10 @@ def load(path: str | Path = ASSET) -> dict[str, Any]:
 
 
 def probabilities(crops: np.ndarray, params: dict[str, Any] | None = None) -> np.ndarray:
-    """p(whole, two, part) (N, 3) for 28x28 crops (N, 28, 28) in [0, 1]."""
+    """p(whole, two, part) (N, 3) for 28x28 crops (N, 28, 28) in [0, 1]; with another
+    crop network's ``params``, its probabilities (N, its outputs)."""
     params = load() if params is None else params
-    logits = numpy_classifier.outputs(params, crops)[:, : len(CLASSES)]
+    logits = numpy_classifier.outputs(params, crops)[:, : len(params["head"]["bias"])]
     return calibration.softmax(logits, 1.0)
 
 
