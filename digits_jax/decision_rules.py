@@ -37,34 +37,40 @@ class Rule:
         return np.asarray(x, np.float64).reshape(-1, len(w)) @ w + self.bias >= 0.0
 
 
-# Blobs the detector gives less than this are never split (nor fitted on).
+# Blobs the detector gives less than MIN_PAIR are never split (nor fitted on), unless
+# the two-digit reader's log odds of a pair reach MIN_ODDS (p(pair) 0.88). Stop 36, on
+# the blobs of 600 and 400 fitting pages (seeds 1000 and 3000; each rule fitted on one
+# set, scored on the other): the reader's gate at 2 added 2 and 7 digits net; at 3, 3
+# and 6; at 0, 2 and 6 (docs/reading_history.md, "Stop 36").
 MIN_PAIR = 0.2
+MIN_ODDS = 2.0
 # From `python scripts/fit_decision_rules.py --model workdirs/classifier --pages 1200`,
 # one weight per input in ``split_inputs``, ``join_inputs`` and ``drop_inputs`` order
 # (SPLIT refitted at stop 26 with the crop verifier's calls among its inputs, SPLIT and
-# JOIN at stop 35 with the two-digit reader's odds; DROP as fitted at stop 19).
+# JOIN at stop 35 with the two-digit reader's odds, SPLIT at stop 36 on the blobs the
+# reader's gate and the re-cut pieces' own cuts add; DROP as fitted at stop 19).
 SPLIT = Rule(
     (
-        0.162,  # logit p(two digits), whole
-        -0.281,  # logit confidence, whole
-        0.221,  # logit confidence, less sure piece
-        0.235,  # logit confidence, surer piece
-        0.246,  # width / line's median width
-        -0.302,  # width / height
-        0.176,  # (width / line's median width, at most 3) squared
-        7.5,  # shorter piece's height / line's median height
-        -0.203,  # logit verifier's p(whole digit), whole
-        0.159,  # logit verifier's p(two digits), whole
-        -0.265,  # logit verifier's p(part), whole
-        0.087,  # logit verifier's p(whole digit), left piece
-        -0.128,  # logit verifier's p(two digits), left piece
-        -0.018,  # logit verifier's p(part), left piece
-        0.107,  # logit verifier's p(whole digit), right piece
-        -0.155,  # logit verifier's p(two digits), right piece
-        -0.076,  # logit verifier's p(part), right piece
-        0.212,  # two-digit reader's log odds of a pair, whole
+        0.1,  # logit p(two digits), whole
+        -0.282,  # logit confidence, whole
+        0.227,  # logit confidence, less sure piece
+        0.199,  # logit confidence, surer piece
+        0.511,  # width / line's median width
+        -0.294,  # width / height
+        0.106,  # (width / line's median width, at most 3) squared
+        7.732,  # shorter piece's height / line's median height
+        -0.23,  # logit verifier's p(whole digit), whole
+        0.22,  # logit verifier's p(two digits), whole
+        -0.273,  # logit verifier's p(part), whole
+        0.094,  # logit verifier's p(whole digit), left piece
+        -0.116,  # logit verifier's p(two digits), left piece
+        -0.017,  # logit verifier's p(part), left piece
+        0.082,  # logit verifier's p(whole digit), right piece
+        -0.23,  # logit verifier's p(two digits), right piece
+        -0.064,  # logit verifier's p(part), right piece
+        0.22,  # two-digit reader's log odds of a pair, whole
     ),
-    -13.151,
+    -12.828,
 )
 JOIN = Rule(
     (

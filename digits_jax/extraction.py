@@ -91,14 +91,17 @@ class Digit:
 
 class _Splits(Sequence[tuple[Digit, Digit]]):
     """A wide digit's two-piece readings, worked out when first asked for: most never are
-    (only where the pair detector gives the digit some chance of being two, as
-    ``reading.split_candidates`` asks), and a page can have dozens."""
+    (only where the pair detector or the two-digit reader gives the digit some chance of
+    being two, as ``reading.split_candidates`` asks), and a page can have dozens."""
 
-    def __init__(self, blob: _Blob, ink8: np.ndarray, scale: float = 1.0):
-        # The blob's own ink, so the page's ink map need not be kept.
+    def __init__(
+        self, blob: _Blob, ink8: np.ndarray, scale: float = 1.0, at: tuple[int, int] = (0, 0)
+    ):
+        # The blob's own ink, so the page's ink map need not be kept (``at``: where
+        # ``ink8``'s corner lies in the working image).
         self._blob = _Blob(0, 0, blob.w, blob.h, blob.mask)
         self._ink8 = ink8[blob.y : blob.y + blob.h, blob.x : blob.x + blob.w].copy()
-        self._origin, self._scale = (blob.x, blob.y), scale
+        self._origin, self._scale = (blob.x + at[0], blob.y + at[1]), scale
         self._made: list[tuple[Digit, Digit]] | None = None
 
     def scaled(self, scale: float) -> _Splits:
@@ -113,7 +116,16 @@ class _Splits(Sequence[tuple[Digit, Digit]]):
             made = []
             for pieces in _two_pieces(self._blob, self._ink8):
                 soft = [_soft(p, self._ink8) for p in pieces]
-                moved = [_Blob(p.x + x0, p.y + y0, p.w, p.h, p.mask) for p in soft]
+                # A piece may itself be two digits (three touching, cut once): it gets
+                # two-piece readings of its own, as a wide blob does.
+                splits = [
+                    _Splits(p, self._ink8, at=(x0, y0)) if p.w >= _ALT_ASPECT * p.h else None
+                    for p in pieces
+                ]
+                moved = [
+                    _Blob(p.x + x0, p.y + y0, p.w, p.h, p.mask, cuts)
+                    for p, cuts in zip(soft, splits, strict=True)
+                ]
                 made.append((_digit(moved[0], self._scale), _digit(moved[1], self._scale)))
             self._made = made
         return self._made

@@ -208,17 +208,19 @@ def split_candidates(
     tta: int = 1,
 ) -> list[SplitCandidate]:
     """The wide digits of ``lines`` the detector gives at least ``decision_rules.MIN_PAIR``
-    (``probs_of``, ``pair_of``: the first pass's outputs by ``id``), their cuts' pieces
-    read and verified in one batch each, the verifier's calls on the digits in another."""
-    wide = [
-        (d, _line_size(line))
-        for line in lines
-        for d in line
-        if d.splits is not None and pair_of[id(d)] >= decision_rules.MIN_PAIR and d.splits
-    ]
+    or the two-digit reader ``decision_rules.MIN_ODDS`` (``probs_of``, ``pair_of``: the
+    first pass's outputs by ``id``), their cuts' pieces read and verified in one batch
+    each, the verifier's calls on the digits in another."""
+    offered = [(d, _line_size(line)) for line in lines for d in line if d.splits is not None]
+    all_odds = _pair_odds([d.crop for d, _ in offered])
+    wide, odds = [], []
+    for (d, size), d_odds in zip(offered, all_odds, strict=True):
+        gate = pair_of[id(d)] >= decision_rules.MIN_PAIR or d_odds >= decision_rules.MIN_ODDS
+        if gate and d.splits:  # (the cuts are worked out only here)
+            wide.append((d, size))
+            odds.append(d_odds)
     readings = _read_cuts(model, [d.splits for d, _ in wide], tta)
     whole_calls = _verdicts([d.crop for d, _ in wide])
-    odds = _pair_odds([d.crop for d, _ in wide])
     out = []
     for (d, (line_width, line_height)), (pieces, piece_pairs, calls), whole, whole_odds in zip(
         wide, readings, whole_calls, odds, strict=True

@@ -2,7 +2,8 @@
 """Fit the rules of ``digits_jax.decision_rules`` on generated pages of MNIST training digits.
 
 Each page is generated, extracted and read as ``digits-jax read`` does. Every wide blob
-the pair detector gives at least ``decision_rules.MIN_PAIR`` and every union of two
+the pair detector gives at least ``decision_rules.MIN_PAIR`` (or the two-digit reader
+log odds of a pair of at least ``decision_rules.MIN_ODDS``) and every union of two
 neighbours is labelled by the truth (how many more true digits, box IoU >= 0.5, its best
 cut or the union matches than the blob or the two), and so is every short box of the
 lines as the current split and join rules decide them (whether it matches a true digit);

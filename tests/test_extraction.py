@@ -608,6 +608,49 @@ def test_wide_blob_cuts_include_fixed_ink_shares() -> None:
         assert min(abs(s - q) for s in shares) <= 0.06, (q, sorted(shares))
 
 
+def test_a_piece_that_is_two_digits_offers_its_own_two_piece_readings() -> None:
+    """Three touching digits cut once leave one piece of two: that piece gets two-piece
+    readings of its own, boxed in the photo's pixels like its parent's."""
+    page = np.zeros((200, 300), np.uint8)
+    rings = []
+    for k in range(3):  # three rings (0s) 24 px wide, touching through short bridges
+        x = 100 + 28 * k
+        page[50:90, x : x + 24] = 200
+        page[55:85, x + 5 : x + 19] = 0
+        rings.append((x, 50, 24, 40))
+        if k:
+            page[68:72, x - 4 : x] = 200
+    blob = extraction._Blob(100, 50, 80, 40, page[50:90, 100:180] > 0)
+    readings = extraction._Splits(blob, page)
+    found = set()
+    for left, right in readings:
+        for piece, other in ((left, right), (right, left)):
+            if piece.splits is None:
+                assert piece.box[2] < extraction._ALT_ASPECT * piece.box[3]
+                continue
+            x, y, w, h = piece.box
+            for a, b in piece.splits:
+                for p in (a, b):
+                    px, py, pw, ph = p.box
+                    assert x <= px and px + pw <= x + w and y <= py and py + ph <= y + h
+                found.add(tuple(sorted((other.box, a.box, b.box))))
+
+    def columns_iou(a: tuple, b: tuple) -> float:  # the rings span the same rows
+        inter = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+        return inter / (a[2] + b[2] - inter)
+
+    # One of the parent's cuts and one of its piece's: the three rings.
+    assert any(
+        all(columns_iou(b, r) >= 0.75 and b[3] >= 36 for b, r in zip(three, rings, strict=True))
+        for three in found
+    )
+    # Scaled with their parent's (a photo downscaled by 2 for extraction).
+    left, right = readings.scaled(2.0)[0]
+    big = next(p for p in (left, right) if p.splits is not None)
+    small = next(p for p in readings[0] if p.splits is not None)
+    assert abs(big.splits[0][0].box[0] - 2 * small.splits[0][0].box[0]) <= 2
+
+
 def test_close_neighbours_offer_a_joined_reading() -> None:
     h, w = 400, 900
     ink = np.zeros((h, w), np.uint8)

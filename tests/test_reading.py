@@ -333,6 +333,12 @@ def test_alternatives_are_decided_by_the_detector_and_the_classifier(monkeypatch
     few = _ScriptedModel(reads, pairs | {1: decision_rules.MIN_PAIR / 2, 20: 0.9})
     (out,), _ = reading.resolve_alternatives([line], few)
     assert _ids(out) == _ids(line)
+    assert reading.split_candidates(few, [line], *reading.first_pass(few, [line])) == []
+    # Unless the two-digit reader's odds of a pair reach MIN_ODDS (the whole's: 1.5).
+    monkeypatch.setattr(decision_rules, "MIN_ODDS", 1.0)
+    (candidate,) = reading.split_candidates(few, [line], *reading.first_pass(few, [line]))
+    assert candidate.digit is line[0]
+    assert candidate.inputs[0] == pytest.approx(_logit(decision_rules.MIN_PAIR / 2))
     # The rules say no: pieces not read confidently enough, a union not surely enough.
     unsure = reads | {13: (8, 0.98), 20: (4, 0.9)}
     (out,), _ = reading.resolve_alternatives([line], _ScriptedModel(unsure, pairs))
