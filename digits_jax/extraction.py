@@ -115,17 +115,13 @@ class _Splits(Sequence[tuple[Digit, Digit]]):
             x0, y0 = self._origin
             made = []
             for pieces in _two_pieces(self._blob, self._ink8):
-                soft = [_soft(p, self._ink8) for p in pieces]
-                # A piece may itself be two digits (three touching, cut once): it gets
-                # two-piece readings of its own, as a wide blob does.
-                splits = [
-                    _Splits(p, self._ink8, at=(x0, y0)) if p.w >= _ALT_ASPECT * p.h else None
-                    for p in pieces
-                ]
-                moved = [
-                    _Blob(p.x + x0, p.y + y0, p.w, p.h, p.mask, cuts)
-                    for p, cuts in zip(soft, splits, strict=True)
-                ]
+                moved = []
+                for p in pieces:
+                    s = _soft(p, self._ink8)
+                    # A piece may itself be two digits (three touching, cut once): it
+                    # gets two-piece readings of its own, as a wide blob does.
+                    cuts = _offered(p, self._ink8, at=(x0, y0))
+                    moved.append(_Blob(s.x + x0, s.y + y0, s.w, s.h, s.mask, cuts))
                 made.append((_digit(moved[0], self._scale), _digit(moved[1], self._scale)))
             self._made = made
         return self._made
@@ -135,6 +131,12 @@ class _Splits(Sequence[tuple[Digit, Digit]]):
 
     def __getitem__(self, i: int) -> tuple[Digit, Digit]:  # type: ignore[override]
         return self._readings()[i]
+
+
+def _offered(blob: _Blob, ink8: np.ndarray, at: tuple[int, int] = (0, 0)) -> _Splits | None:
+    """The blob's two-piece readings where it is wide enough to be two digits
+    (``_ALT_ASPECT``), else None."""
+    return _Splits(blob, ink8, at=at) if blob.w >= _ALT_ASPECT * blob.h else None
 
 
 @dataclass
@@ -1175,8 +1177,7 @@ def _line_digits(
         digits.append(b)
     digits = [_with_bar(b, dashes, height) for b in sorted(digits, key=lambda b: b.x)]
     for b in digits:
-        if b.w >= _ALT_ASPECT * b.h:
-            b.splits = _Splits(b, ink8)
+        b.splits = _offered(b, ink8)
     digits.sort(key=lambda b: b.x + b.w / 2)
     for a, b in itertools.pairwise(digits):
         cut_from = source.get(id(a))
